@@ -1,0 +1,59 @@
+/**
+ * The one error table: every error a client can see has a stable machine-readable code, an HTTP
+ * status and a default human message. Protocol adapters render these (problem+json for the native
+ * API); the domain code only ever throws `SluiceError`.
+ */
+export const ERRORS = {
+  invalid_request: { status: 400, title: 'The request is malformed' },
+  invalid_range: { status: 400, title: 'The chunk index or byte range is not on the upload\'s chunk grid' },
+  chunk_length_mismatch: { status: 400, title: 'The body length does not match the chunk' },
+  chunk_size_out_of_range: { status: 400, title: 'chunk_size is outside the server\'s limits' },
+  too_many_chunks: { status: 400, title: 'The upload would need more chunks than the server allows' },
+  unsupported_digest_algorithm: { status: 400, title: 'No supported digest algorithm was given' },
+  unauthorized: { status: 401, title: 'Authentication is required' },
+  not_found: { status: 404, title: 'No such upload' },
+  route_not_found: { status: 404, title: 'No such route' },
+  method_not_allowed: { status: 405, title: 'Method not allowed' },
+  chunk_conflict: { status: 409, title: 'This chunk was already received with different bytes' },
+  chunk_in_progress: { status: 409, title: 'This chunk is being received by another request' },
+  upload_not_writable: { status: 409, title: 'The upload no longer accepts chunks' },
+  chunks_missing: { status: 409, title: 'Chunks are missing' },
+  upload_not_completed: { status: 409, title: 'The upload is not completed' },
+  upload_expired: { status: 410, title: 'The upload has expired' },
+  payload_too_large: { status: 413, title: 'The request body is too large' },
+  upload_too_large: { status: 413, title: 'The upload is larger than the server allows' },
+  unsupported_media_type: { status: 415, title: 'Unsupported content type' },
+  range_not_satisfiable: { status: 416, title: 'The requested range is not satisfiable' },
+  checksum_mismatch: { status: 422, title: 'The chunk does not match its checksum' },
+  file_checksum_mismatch: { status: 422, title: 'The file does not match its SHA-256' },
+  sha256_required: { status: 400, title: 'A whole-file SHA-256 is required to finish' },
+  internal_error: { status: 500, title: 'Internal server error' },
+  storage_unavailable: { status: 503, title: 'The storage backend is unavailable; try again later' },
+  shutting_down: { status: 503, title: 'The server is shutting down; try again later' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class SluiceError extends Error {
+  readonly status: number;
+
+  /**
+   * @param code   stable code from ERRORS
+   * @param detail a message specific to this occurrence (safe to show to the client)
+   * @param extra  extra members of the problem document (e.g. `missing_chunks`)
+   */
+  constructor(
+    readonly code: ErrorCode,
+    detail?: string,
+    readonly extra: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(detail ?? ERRORS[code].title, options);
+    this.name = 'SluiceError';
+    this.status = ERRORS[code].status;
+  }
+}
+
+export function isSluiceError(err: unknown): err is SluiceError {
+  return err instanceof SluiceError;
+}

@@ -1,0 +1,72 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ERRORS, SluiceError, isSluiceError, type ErrorCode } from '../errors.js';
+
+export const PROBLEM_JSON = 'application/problem+json';
+
+/** Fastify's own 4xx errors (validation, body parsing) translated to our codes. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_request',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_request',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_request',
+};
+
+const BY_STATUS: Record<number, ErrorCode> = {
+  400: 'invalid_request',
+  404: 'route_not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  416: 'range_not_satisfiable',
+};
+
+/** Turns anything thrown into a SluiceError; unknown errors become a 500 that reveals nothing. */
+export function toSluiceError(err: unknown): SluiceError {
+  if (isSluiceError(err)) return err;
+  const fe = err as Partial<FastifyError> & { validation?: unknown };
+  if (fe.validation) {
+    return new SluiceError('invalid_request', fe.message ?? ERRORS.invalid_request.title, { errors: fe.validation });
+  }
+  const mapped = (fe.code && FASTIFY_CODES[fe.code]) || (fe.statusCode && BY_STATUS[fe.statusCode]);
+  if (mapped) return new SluiceError(mapped, fe.message);
+  if ((fe as { type?: string }).type === 'entity.parse.failed' || err instanceof SyntaxError) {
+    return new SluiceError('invalid_request', 'the JSON body is malformed');
+  }
+  return new SluiceError('internal_error', undefined, {}, { cause: err });
+}
+
+/** Renders an error as an RFC 9457 problem document. */
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: SluiceError): FastifyReply {
+  // A body we did not read to its end cannot be skipped safely on a kept-alive connection.
+  if (!request.raw.complete) reply.header('connection', 'close');
+  if (err.code === 'unauthorized') reply.header('www-authenticate', 'Bearer');
+  return reply
+    .code(err.status)
+    .type(PROBLEM_JSON)
+    .send({
+      type: `urn:sluice:problem:${err.code}`,
+      title: ERRORS[err.code].title,
+      status: err.status,
+      detail: err.message,
+      code: err.code,
+      instance: request.url,
+      request_id: request.id,
+      ...err.extra,
+    });
+}
+
+export function registerErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((raw, request, reply) => {
+    const err = toSluiceError(raw);
+    if (err.status >= 500) {
+      // The log gets the cause; the client gets only the code and the generic title.
+      request.log.error({ err: err.cause ?? raw, code: err.code }, 'request failed');
+    } else {
+      request.log.info({ code: err.code, detail: err.message }, 'request rejected');
+    }
+    if (reply.sent || request.raw.destroyed) return;
+    return sendProblem(request, reply, err);
+  });
+  app.setNotFoundHandler((request, reply) => sendProblem(request, reply, new SluiceError('route_not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)));
+}

@@ -1,0 +1,255 @@
+import type { Statement } from 'better-sqlite3';
+import type { Db } from './database.js';
+
+export type UploadStatus = 'uploading' | 'finishing' | 'completed' | 'failed' | 'aborted' | 'expired';
+export type Protocol = 'native' | 'tus';
+
+/** Where a completed upload's bytes live; its shape depends on the storage backend. */
+export type StoredLocation =
+  | { backend: 'local'; path: string }
+  | { backend: 's3'; bucket: string; key: string };
+
+export interface Upload {
+  id: string;
+  owner: string;
+  protocol: Protocol;
+  fileName: string;
+  contentType: string;
+  metadata: Record<string, string>;
+  size: number;
+  chunkSize: number;
+  totalChunks: number;
+  expectedSha256: string | null;
+  status: UploadStatus;
+  chunksReceived: number;
+  bytesReceived: number;
+  sha256: string | null;
+  location: StoredLocation | null;
+  failure: string | null;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number;
+  completedAt: number | null;
+}
+
+export interface Chunk {
+  index: number;
+  offset: number;
+  length: number;
+  sha256: string;
+  receivedAt: number;
+}
+
+export type NewUpload = Pick<
+  Upload,
+  'id' | 'owner' | 'protocol' | 'fileName' | 'contentType' | 'metadata' | 'size' | 'chunkSize' | 'totalChunks' | 'expectedSha256' | 'createdAt' | 'expiresAt'
+>;
+
+export type RecordChunkResult =
+  | { kind: 'recorded'; upload: Upload }
+  | { kind: 'duplicate'; upload: Upload }
+  | { kind: 'conflict'; existing: Chunk }
+  | { kind: 'not_writable'; upload: Upload | undefined };
+
+interface UploadRow {
+  id: string;
+  owner: string;
+  protocol: Protocol;
+  file_name: string;
+  content_type: string;
+  metadata: string;
+  size: number;
+  chunk_size: number;
+  total_chunks: number;
+  expected_sha256: string | null;
+  status: UploadStatus;
+  chunks_received: number;
+  bytes_received: number;
+  sha256: string | null;
+  location: string | null;
+  failure: string | null;
+  created_at: number;
+  updated_at: number;
+  expires_at: number;
+  completed_at: number | null;
+}
+
+interface ChunkRow {
+  idx: number;
+  offset: number;
+  length: number;
+  sha256: string;
+  received_at: number;
+}
+
+function toUpload(row: UploadRow): Upload {
+  return {
+    id: row.id,
+    owner: row.owner,
+    protocol: row.protocol,
+    fileName: row.file_name,
+    contentType: row.content_type,
+    metadata: JSON.parse(row.metadata) as Record<string, string>,
+    size: row.size,
+    chunkSize: row.chunk_size,
+    totalChunks: row.total_chunks,
+    expectedSha256: row.expected_sha256,
+    status: row.status,
+    chunksReceived: row.chunks_received,
+    bytesReceived: row.bytes_received,
+    sha256: row.sha256,
+    location: row.location === null ? null : (JSON.parse(row.location) as StoredLocation),
+    failure: row.failure,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    expiresAt: row.expires_at,
+    completedAt: row.completed_at,
+  };
+}
+
+function toChunk(row: ChunkRow): Chunk {
+  return { index: row.idx, offset: row.offset, length: row.length, sha256: row.sha256, receivedAt: row.received_at };
+}
+
+/**
+ * The ledger: every upload's state and every received chunk, in SQLite. It is the source of truth
+ * for offsets and progress; nothing is ever derived from the file system. State changes are guarded
+ * in SQL (`UPDATE ... WHERE status = ?`) so that of two racing callers exactly one wins.
+ */
+export class Ledger {
+  private readonly stmts: {
+    insertUpload: Statement;
+    getUpload: Statement<[string], UploadRow>;
+    getChunk: Statement<[string, number], ChunkRow>;
+    chunkIndexes: Statement<[string], { idx: number }>;
+    insertChunk: Statement;
+    bumpCounters: Statement;
+    transition: Statement;
+    complete: Statement;
+    fail: Statement;
+    deleteChunks: Statement<[string]>;
+    listPage: Statement<[string, number, number, string, number], UploadRow>;
+    listFirst: Statement<[string, number], UploadRow>;
+    dueForExpiry: Statement<[number, number], { id: string }>;
+    byStatus: Statement<[string], { id: string }>;
+  };
+
+  constructor(private readonly db: Db) {
+    this.stmts = {
+      insertUpload: db.prepare(`
+        INSERT INTO uploads (id, owner, protocol, file_name, content_type, metadata, size, chunk_size, total_chunks,
+                             expected_sha256, status, created_at, updated_at, expires_at)
+        VALUES (@id, @owner, @protocol, @fileName, @contentType, @metadata, @size, @chunkSize, @totalChunks,
+                @expectedSha256, 'uploading', @createdAt, @createdAt, @expiresAt)`),
+      getUpload: db.prepare('SELECT * FROM uploads WHERE id = ?'),
+      getChunk: db.prepare('SELECT idx, offset, length, sha256, received_at FROM chunks WHERE upload_id = ? AND idx = ?'),
+      chunkIndexes: db.prepare('SELECT idx FROM chunks WHERE upload_id = ? ORDER BY idx'),
+      insertChunk: db.prepare(`
+        INSERT INTO chunks (upload_id, idx, offset, length, sha256, received_at)
+        VALUES (@uploadId, @index, @offset, @length, @sha256, @receivedAt)`),
+      bumpCounters: db.prepare(`
+        UPDATE uploads SET chunks_received = chunks_received + 1, bytes_received = bytes_received + @length,
+                           updated_at = @now
+        WHERE id = @id AND status = 'uploading'`),
+      transition: db.prepare(`
+        UPDATE uploads SET status = @to, updated_at = @now, failure = COALESCE(@failure, failure)
+        WHERE id = @id AND status = @from`),
+      complete: db.prepare(`
+        UPDATE uploads SET status = 'completed', sha256 = @sha256, location = @location, updated_at = @now,
+                           completed_at = @now, failure = NULL
+        WHERE id = @id AND status = 'finishing'`),
+      fail: db.prepare(`
+        UPDATE uploads SET status = 'failed', failure = @failure, updated_at = @now
+        WHERE id = @id AND status = 'finishing'`),
+      deleteChunks: db.prepare('DELETE FROM chunks WHERE upload_id = ?'),
+      listFirst: db.prepare(`
+        SELECT * FROM uploads WHERE owner = ? ORDER BY created_at DESC, id DESC LIMIT ?`),
+      listPage: db.prepare(`
+        SELECT * FROM uploads WHERE owner = ? AND (created_at < ? OR (created_at = ? AND id < ?))
+        ORDER BY created_at DESC, id DESC LIMIT ?`),
+      dueForExpiry: db.prepare(`
+        SELECT id FROM uploads WHERE status = 'uploading' AND expires_at <= ? ORDER BY expires_at LIMIT ?`),
+      byStatus: db.prepare('SELECT id FROM uploads WHERE status = ?'),
+    };
+  }
+
+  createUpload(u: NewUpload): Upload {
+    this.stmts.insertUpload.run({ ...u, metadata: JSON.stringify(u.metadata) });
+    return this.getUpload(u.id) as Upload;
+  }
+
+  getUpload(id: string): Upload | undefined {
+    const row = this.stmts.getUpload.get(id);
+    return row && toUpload(row);
+  }
+
+  getChunk(uploadId: string, index: number): Chunk | undefined {
+    const row = this.stmts.getChunk.get(uploadId, index);
+    return row && toChunk(row);
+  }
+
+  /**
+   * Records a durable, verified chunk. In one transaction: the upload must still be `uploading`;
+   * an existing row for the same index is a duplicate (same hash) or a conflict (other hash).
+   */
+  recordChunk(uploadId: string, chunk: Chunk): RecordChunkResult {
+    return this.db.transaction((): RecordChunkResult => {
+      const upload = this.getUpload(uploadId);
+      if (!upload || upload.status !== 'uploading') return { kind: 'not_writable', upload };
+      const existing = this.getChunk(uploadId, chunk.index);
+      if (existing) {
+        return existing.sha256 === chunk.sha256 ? { kind: 'duplicate', upload } : { kind: 'conflict', existing };
+      }
+      this.stmts.insertChunk.run({ uploadId, ...chunk });
+      this.stmts.bumpCounters.run({ id: uploadId, length: chunk.length, now: chunk.receivedAt });
+      return { kind: 'recorded', upload: this.getUpload(uploadId) as Upload };
+    }).immediate();
+  }
+
+  /** Indexes in [0, totalChunks) with no chunk row, ascending; streams rows instead of loading them. */
+  missingChunks(uploadId: string, totalChunks: number, limit = Number.POSITIVE_INFINITY): number[] {
+    const missing: number[] = [];
+    let next = 0;
+    for (const { idx } of this.stmts.chunkIndexes.iterate(uploadId)) {
+      while (next < idx && missing.length < limit) missing.push(next++);
+      if (missing.length >= limit) return missing;
+      next = idx + 1;
+    }
+    while (next < totalChunks && missing.length < limit) missing.push(next++);
+    return missing;
+  }
+
+  /** Moves an upload from one state to another; false when it was not in `from` (someone else won). */
+  transition(id: string, from: UploadStatus, to: UploadStatus, now: number, failure: string | null = null): boolean {
+    return this.stmts.transition.run({ id, from, to, now, failure }).changes === 1;
+  }
+
+  markCompleted(id: string, sha256: string, location: StoredLocation, now: number): boolean {
+    return this.stmts.complete.run({ id, sha256, location: JSON.stringify(location), now }).changes === 1;
+  }
+
+  markFailed(id: string, failure: string, now: number): boolean {
+    return this.stmts.fail.run({ id, failure, now }).changes === 1;
+  }
+
+  deleteChunks(id: string): void {
+    this.stmts.deleteChunks.run(id);
+  }
+
+  /** One page of an owner's uploads, newest first, using keyset pagination on (created_at, id). */
+  listUploads(owner: string, limit: number, after?: { createdAt: number; id: string }): Upload[] {
+    const rows = after
+      ? this.stmts.listPage.all(owner, after.createdAt, after.createdAt, after.id, limit)
+      : this.stmts.listFirst.all(owner, limit);
+    return rows.map(toUpload);
+  }
+
+  /** Ids of uploads still `uploading` whose expiry time has passed. */
+  dueForExpiry(now: number, limit: number): string[] {
+    return this.stmts.dueForExpiry.all(now, limit).map((r) => r.id);
+  }
+
+  idsWithStatus(status: UploadStatus): string[] {
+    return this.stmts.byStatus.all(status).map((r) => r.id);
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Versioned schema migrations; entry i brings the schema to version i + 1. Never edit an entry
+ * that has shipped: append a new one.
+ *
+ * Times are Unix epoch milliseconds. `chunks` holds one row per byte range that is durable on disk
+ * and verified: it is the source of truth for what has been received.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE uploads (
+    id              TEXT PRIMARY KEY,
+    owner           TEXT NOT NULL,
+    protocol        TEXT NOT NULL CHECK (protocol IN ('native', 'tus')),
+    file_name       TEXT NOT NULL,
+    content_type    TEXT NOT NULL,
+    metadata        TEXT NOT NULL DEFAULT '{}',
+    size            INTEGER NOT NULL CHECK (size >= 0),
+    chunk_size      INTEGER NOT NULL CHECK (chunk_size > 0),
+    total_chunks    INTEGER NOT NULL CHECK (total_chunks >= 0),
+    expected_sha256 TEXT,
+    status          TEXT NOT NULL CHECK (status IN ('uploading', 'finishing', 'completed', 'failed', 'aborted', 'expired')),
+    chunks_received INTEGER NOT NULL DEFAULT 0,
+    bytes_received  INTEGER NOT NULL DEFAULT 0,
+    sha256          TEXT,
+    location        TEXT,
+    failure         TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    completed_at    INTEGER
+  );
+  CREATE INDEX uploads_owner_created ON uploads (owner, created_at DESC, id DESC);
+  CREATE INDEX uploads_status_expires ON uploads (status, expires_at);
+
+  CREATE TABLE chunks (
+    upload_id   TEXT NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL CHECK (idx >= 0),
+    offset      INTEGER NOT NULL CHECK (offset >= 0),
+    length      INTEGER NOT NULL CHECK (length >= 0),
+    sha256      TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (upload_id, idx)
+  ) WITHOUT ROWID;
+  `,
+];

@@ -1,0 +1,43 @@
+import type { Upload } from '../../ledger/ledger.js';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The JSON shape of an upload in the native API (snake_case, ISO times). */
+export function presentUpload(u: Upload) {
+  return {
+    id: u.id,
+    file_name: u.fileName,
+    size: u.size,
+    chunk_size: u.chunkSize,
+    total_chunks: u.totalChunks,
+    status: u.status,
+    content_type: u.contentType,
+    metadata: u.metadata,
+    chunks_received: u.status === 'completed' ? u.totalChunks : u.chunksReceived,
+    bytes_received: u.status === 'completed' ? u.size : u.bytesReceived,
+    progress: u.size === 0 || u.status === 'completed' ? (u.status === 'completed' ? 1 : 0) : u.bytesReceived / u.size,
+    created_at: iso(u.createdAt),
+    expires_at: iso(u.expiresAt),
+    ...(u.completedAt !== null && { completed_at: iso(u.completedAt) }),
+    ...((u.sha256 ?? u.expectedSha256) !== null && { sha256: (u.sha256 ?? u.expectedSha256) as string }),
+    ...(u.location !== null && { location: u.location }),
+    ...(u.failure !== null && { failure: u.failure }),
+  };
+}
+
+/** Opaque keyset cursor for listing: the last row's (created_at, id). */
+export function encodeCursor(u: Upload): string {
+  return Buffer.from(JSON.stringify([u.createdAt, u.id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): { createdAt: number; id: string } | undefined {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(value) && value.length === 2 && Number.isSafeInteger(value[0]) && typeof value[1] === 'string') {
+      return { createdAt: value[0] as number, id: value[1] };
+    }
+  } catch {
+    // fall through: not a cursor we made
+  }
+  return undefined;
+}

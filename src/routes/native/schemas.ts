@@ -1,0 +1,120 @@
+import { Type } from 'typebox';
+
+/** JSON schemas of the native API; they validate requests, shape responses and feed the OpenAPI document. */
+
+export const Sha256Hex = Type.String({ pattern: '^[0-9a-fA-F]{64}$', description: 'SHA-256, hexadecimal' });
+
+// Control characters (C0, DEL, C1) and the Unicode line/paragraph separators are refused in names.
+const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]+$';
+
+export const CreateUploadBody = Type.Object(
+  {
+    file_name: Type.String({ minLength: 1, maxLength: 255, pattern: NO_CONTROL, description: 'Original file name; metadata only, never a path' }),
+    size: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Total size in bytes' }),
+    sha256: Type.Optional(Sha256Hex),
+    chunk_size: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
+    content_type: Type.Optional(Type.String({ maxLength: 255, pattern: '^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\\s*;.*)?$' })),
+    metadata: Type.Optional(
+      Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 4096 }), { maxProperties: 64 }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const FinishBody = Type.Object({ sha256: Type.Optional(Sha256Hex) }, { additionalProperties: false });
+
+export const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+export const ChunkParams = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  index: Type.Integer({ minimum: 0, maximum: 10_000_000 }),
+});
+
+export const ListQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+    cursor: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+
+export const Location = Type.Union([
+  Type.Object({ backend: Type.Literal('local'), path: Type.String() }),
+  Type.Object({ backend: Type.Literal('s3'), bucket: Type.String(), key: Type.String() }),
+]);
+
+const UploadStatus = Type.Union([
+  Type.Literal('uploading'),
+  Type.Literal('finishing'),
+  Type.Literal('completed'),
+  Type.Literal('failed'),
+  Type.Literal('aborted'),
+  Type.Literal('expired'),
+]);
+
+/** A raw byte stream in a response (documented as binary; never run through the JSON serializer). */
+export const Binary = Type.Unsafe<NodeJS.ReadableStream>({ type: 'string', format: 'binary' });
+
+const uploadFields = {
+  id: Type.String({ format: 'uuid' }),
+  file_name: Type.String(),
+  size: Type.Integer(),
+  chunk_size: Type.Integer(),
+  total_chunks: Type.Integer(),
+  status: UploadStatus,
+  content_type: Type.String(),
+  metadata: Type.Record(Type.String(), Type.String()),
+  chunks_received: Type.Integer(),
+  bytes_received: Type.Integer(),
+  progress: Type.Number({ description: 'bytes_received / size, from 0 to 1' }),
+  created_at: Type.String({ format: 'date-time' }),
+  expires_at: Type.String({ format: 'date-time' }),
+  completed_at: Type.Optional(Type.String({ format: 'date-time' })),
+  sha256: Type.Optional(Type.String()),
+  location: Type.Optional(Location),
+  failure: Type.Optional(Type.String()),
+};
+
+export const UploadSummary = Type.Object(uploadFields);
+
+export const UploadStatusBody = Type.Object({
+  ...uploadFields,
+  missing_chunks: Type.Array(Type.Integer(), { description: 'Indexes of chunks not yet received, ascending' }),
+});
+
+export const CreatedUpload = Type.Object({ ...uploadFields, upload_url: Type.String() });
+
+export const ChunkReceipt = Type.Object({
+  index: Type.Integer(),
+  offset: Type.Integer(),
+  length: Type.Integer(),
+  sha256: Type.String(),
+  chunks_received: Type.Integer(),
+  bytes_received: Type.Integer(),
+  total_chunks: Type.Integer(),
+});
+
+export const FinishResult = Type.Object({
+  id: Type.String(),
+  status: UploadStatus,
+  sha256: Type.String(),
+  size: Type.Integer(),
+  location: Location,
+});
+
+export const UploadList = Type.Object({
+  uploads: Type.Array(UploadSummary),
+  next_cursor: Type.Union([Type.String(), Type.Null()]),
+});
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String(),
+    instance: Type.String(),
+    request_id: Type.String(),
+  },
+  { additionalProperties: true, description: 'RFC 9457 problem details' },
+);

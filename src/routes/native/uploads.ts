@@ -1,0 +1,99 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { SluiceError } from '../../errors.js';
+import type { UploadService } from '../../service/upload-service.js';
+import { absoluteUrl } from '../../http/urls.js';
+import { decodeCursor, encodeCursor, presentUpload } from './present.js';
+import {
+  CreateUploadBody,
+  CreatedUpload,
+  FinishBody,
+  FinishResult,
+  IdParams,
+  ListQuery,
+  Problem,
+  UploadList,
+  UploadStatusBody,
+} from './schemas.js';
+
+export interface NativeRouteOptions {
+  service: UploadService;
+  publicUrl: string | undefined;
+}
+
+const problems = { 400: Problem, 404: Problem, 409: Problem, 410: Problem, 413: Problem, 422: Problem, 503: Problem };
+
+/** Create, inspect, list, finish and abort uploads: thin translations to the upload service. */
+export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async (app, { service, publicUrl }) => {
+  app.post(
+    '/v1/uploads',
+    { schema: { tags: ['uploads'], summary: 'Create an upload session', body: CreateUploadBody, response: { 201: CreatedUpload, ...problems } } },
+    async (request, reply) => {
+      const b = request.body;
+      const upload = await service.create(request.owner, {
+        fileName: b.file_name,
+        size: b.size,
+        sha256: b.sha256?.toLowerCase(),
+        chunkSize: b.chunk_size,
+        contentType: b.content_type,
+        metadata: b.metadata,
+      });
+      request.log = request.log.child({ uploadId: upload.id });
+      const url = absoluteUrl(request, publicUrl, `/v1/uploads/${upload.id}`);
+      return reply.code(201).header('location', url).send({ ...presentUpload(upload), upload_url: url });
+    },
+  );
+
+  app.get(
+    '/v1/uploads/:id',
+    { schema: { tags: ['uploads'], summary: 'Status of an upload', params: IdParams, response: { 200: UploadStatusBody, ...problems } } },
+    async (request) => {
+      const upload = await service.status(request.owner, request.params.id);
+      return { ...presentUpload(upload), missing_chunks: service.missingChunks(upload) };
+    },
+  );
+
+  app.get(
+    '/v1/uploads',
+    { schema: { tags: ['uploads'], summary: "The caller's uploads, newest first", querystring: ListQuery, response: { 200: UploadList, 400: Problem } } },
+    async (request) => {
+      const limit = request.query.limit ?? 50;
+      let after: { createdAt: number; id: string } | undefined;
+      if (request.query.cursor !== undefined) {
+        after = decodeCursor(request.query.cursor);
+        if (!after) throw new SluiceError('invalid_request', 'cursor is not one this server returned');
+      }
+      // One extra row tells whether there is a next page without a COUNT.
+      const rows = service.list(request.owner, limit + 1, after);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return { uploads: page.map(presentUpload), next_cursor: rows.length > limit && last ? encodeCursor(last) : null };
+    },
+  );
+
+  app.post(
+    '/v1/uploads/:id/finish',
+    {
+      schema: {
+        tags: ['uploads'],
+        summary: 'Verify and store a fully received upload',
+        params: IdParams,
+        body: FinishBody,
+        response: { 200: FinishResult, ...problems },
+      },
+    },
+    async (request) => {
+      const upload = await service.finish(request.owner, request.params.id, request.body?.sha256?.toLowerCase());
+      return { id: upload.id, status: upload.status, sha256: upload.sha256 as string, size: upload.size, location: upload.location as NonNullable<typeof upload.location> };
+    },
+  );
+
+  app.delete(
+    '/v1/uploads/:id',
+    { schema: { tags: ['uploads'], summary: 'Abort an upload and remove its bytes', params: IdParams, response: { 204: Type.Null(), ...problems } } },
+    async (request, reply) => {
+      await service.abort(request.owner, request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+};

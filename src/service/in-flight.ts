@@ -1,0 +1,67 @@
+import { SluiceError } from '../errors.js';
+
+/** One request currently writing a byte range of an upload. */
+export interface Writer {
+  /** Call whenever bytes arrive, so that a live writer is never taken over. */
+  touch(): void;
+  /** Call exactly once when the writer is done, whatever the outcome. */
+  release(): void;
+}
+
+interface Entry {
+  lastActivity: number;
+  evict: () => void;
+  released: Promise<void>;
+  resolve: () => void;
+}
+
+/**
+ * Who is writing which chunk right now (in this process). A second writer for the same key gets
+ * `chunk_in_progress` while the first is alive; a writer that has received nothing for
+ * `takeoverAfterMs` is presumed to be on a dead connection, is evicted (its request destroyed) and
+ * the new writer takes its place, so a vanished client never locks its chunk forever.
+ */
+export class InFlight {
+  private readonly entries = new Map<string, Entry>();
+
+  constructor(
+    private readonly takeoverAfterMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * @param evict ends the holder's request; called if another writer takes over.
+   */
+  async acquire(key: string, evict: () => void): Promise<Writer> {
+    const current = this.entries.get(key);
+    if (current) {
+      if (this.now() - current.lastActivity < this.takeoverAfterMs) {
+        throw new SluiceError('chunk_in_progress', 'another request is sending this chunk right now; retry when it has finished');
+      }
+      current.evict();
+      await Promise.race([current.released, new Promise((r) => setTimeout(r, 5000).unref())]);
+      if (this.entries.get(key) === current) this.entries.delete(key);
+      if (this.entries.has(key)) throw new SluiceError('chunk_in_progress');
+    }
+    let resolve!: () => void;
+    const released = new Promise<void>((r) => (resolve = r));
+    const entry: Entry = { lastActivity: this.now(), evict, released, resolve };
+    this.entries.set(key, entry);
+    let done = false;
+    return {
+      touch: () => {
+        entry.lastActivity = this.now();
+      },
+      release: () => {
+        if (done) return;
+        done = true;
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+        entry.resolve();
+      },
+    };
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
