@@ -57,6 +57,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     connectionTimeout: config.idleTimeoutMs,
     requestTimeout: 0,
     routerOptions: { ignoreTrailingSlash: true },
+    // Strict JSON: unknown fields are refused (not silently dropped) and types are not coerced.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : crypto.randomUUID();

@@ -45,6 +45,8 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: S
     .code(err.status)
     .type(PROBLEM_JSON)
     .send({
+      // extra first: it may add members but never replace the standard ones.
+      ...err.extra,
       type: `urn:sluice:problem:${err.code}`,
       title: ERRORS[err.code].title,
       status: err.status,
@@ -52,7 +54,6 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: S
       code: err.code,
       instance: request.url,
       request_id: request.id,
-      ...err.extra,
     });
 }
 
@@ -65,7 +66,8 @@ export function registerErrorHandler(app: FastifyInstance): void {
     } else {
       request.log.info({ code: err.code, detail: err.message }, 'request rejected');
     }
-    if (reply.sent || request.raw.destroyed) return;
+    // A client that went away gets no answer (and a consumed body is destroyed too, so look at the socket).
+    if (reply.sent || reply.raw.destroyed || request.raw.socket?.destroyed) return reply;
     return sendProblem(request, reply, err);
   });
   app.setNotFoundHandler((request, reply) => sendProblem(request, reply, new SluiceError('route_not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)));

@@ -75,6 +75,11 @@ export class UploadService {
 
   async create(owner: string, input: CreateUploadInput): Promise<Upload> {
     const { config } = this;
+    // file_name is metadata only (paths come from the id), but it must be safe to echo back in
+    // headers and listings: at most 255 bytes of UTF-8, no control characters.
+    if (Buffer.byteLength(input.fileName, 'utf8') > 255 || CONTROL_CHARS.test(input.fileName) || input.fileName.length === 0) {
+      throw new SluiceError('invalid_request', 'file_name must be 1 to 255 bytes of UTF-8 without control characters');
+    }
     if (input.size > config.maxUploadSize) {
       throw new SluiceError('upload_too_large', `size ${input.size} exceeds the maximum of ${config.maxUploadSize} bytes`, {
         max_upload_size: config.maxUploadSize,
@@ -284,7 +289,7 @@ export class UploadService {
   async content(owner: string, id: string, range?: { start: number; end: number }): Promise<Download> {
     const upload = this.get(owner, id);
     if (upload.status !== 'completed' || upload.location === null) {
-      throw new SluiceError('upload_not_completed', `upload ${id} is ${upload.status}`, { status: upload.status });
+      throw new SluiceError('upload_not_completed', `upload ${id} is ${upload.status}`, { upload_status: upload.status });
     }
     return this.store.read(upload.location, range, { fileName: upload.fileName, contentType: upload.contentType });
   }
@@ -400,7 +405,10 @@ export class UploadService {
   }
 }
 
+// C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
 function notWritable(upload: Upload): SluiceError {
   if (upload.status === 'expired') return new SluiceError('upload_expired', `upload ${upload.id} expired`);
-  return new SluiceError('upload_not_writable', `upload ${upload.id} is ${upload.status}`, { status: upload.status });
+  return new SluiceError('upload_not_writable', `upload ${upload.id} is ${upload.status}`, { upload_status: upload.status });
 }

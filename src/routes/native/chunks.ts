@@ -15,6 +15,8 @@ const problems = { 400: Problem, 404: Problem, 409: Problem, 410: Problem, 415: 
  * content-type parser below lets it through unread (and only in this plugin's scope).
  */
 export const chunkRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }> = async (app, { service }) => {
+  // Fastify's default JSON and text parsers would read (and buffer) a body: none of them here.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser(OCTET_STREAM, (_request, _payload, done) => done(null));
   // A body sent without a Content-Type (curl -T does this) is taken as raw bytes too; any other
   // declared type is refused rather than guessed at.
@@ -35,7 +37,7 @@ export const chunkRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }> 
   app.put(
     '/v1/uploads/:id/chunks/:index',
     { schema: { tags: ['chunks'], summary: 'Upload one chunk by index', params: ChunkParams, response: { 200: ChunkReceipt, ...problems } } },
-    async (request) => present(await receive(request, request.params.id, { index: request.params.index })),
+    async (request) => present(await receive(request, request.params.id, { index: Number(request.params.index) })),
   );
 
   app.put(

@@ -24,7 +24,7 @@ export const contentRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }
     async (request, reply) => {
       const upload = service.get(request.owner, request.params.id);
       if (upload.status !== 'completed') {
-        throw new SluiceError('upload_not_completed', `upload ${upload.id} is ${upload.status}`, { status: upload.status });
+        throw new SluiceError('upload_not_completed', `upload ${upload.id} is ${upload.status}`, { upload_status: upload.status });
       }
       let range: { start: number; end: number } | undefined;
       const header = request.headers.range;

@@ -26,12 +26,13 @@ export const FinishBody = Type.Object({ sha256: Type.Optional(Sha256Hex) }, { ad
 export const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 export const ChunkParams = Type.Object({
   id: Type.String({ format: 'uuid' }),
-  index: Type.Integer({ minimum: 0, maximum: 10_000_000 }),
+  // Path and query values are strings (no type coercion); digits only, bounded length.
+  index: Type.String({ pattern: '^(0|[1-9][0-9]{0,8})$' }),
 });
 
 export const ListQuery = Type.Object(
   {
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 50 })),
+    limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]?|[1-4][0-9][0-9]|500)$', description: '1 to 500, default 50' })),
     cursor: Type.Optional(Type.String({ maxLength: 200 })),
   },
   { additionalProperties: false },

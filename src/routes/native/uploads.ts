@@ -57,7 +57,7 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
     '/v1/uploads',
     { schema: { tags: ['uploads'], summary: "The caller's uploads, newest first", querystring: ListQuery, response: { 200: UploadList, 400: Problem } } },
     async (request) => {
-      const limit = request.query.limit ?? 50;
+      const limit = Number(request.query.limit ?? 50);
       let after: { createdAt: number; id: string } | undefined;
       if (request.query.cursor !== undefined) {
         after = decodeCursor(request.query.cursor);
