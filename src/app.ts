@@ -1,55 +1,28 @@
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import cors from '@fastify/cors';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
+import { openCore, type Core, type CoreOverrides } from './core.js';
 import { registerErrorHandler } from './http/error-handler.js';
 import { registerIdentity } from './http/identity.js';
-import { openDatabase, type Db } from './ledger/database.js';
-import { Ledger } from './ledger/ledger.js';
 import { healthRoutes } from './routes/health.js';
 import { chunkRoutes } from './routes/native/chunks.js';
 import { contentRoutes } from './routes/native/content.js';
 import { uploadRoutes } from './routes/native/uploads.js';
-import { UploadService } from './service/upload-service.js';
-import type { FileStore } from './storage/file-store.js';
-import { LocalStore } from './storage/local-store.js';
-import { StagingArea } from './storage/staging-area.js';
 
-export interface AppOverrides {
-  /** Replaces the configured store (tests inject failing stores this way). */
-  store?: FileStore;
-  now?: () => number;
-  /** A pino logger or logger options; defaults to the configured level on stdout. */
+export interface AppOverrides extends CoreOverrides {
+  /** A logger switch or pino options; defaults to the configured level on stdout. */
   logger?: boolean | Record<string, unknown>;
 }
 
-export interface Sluice {
+export interface Sluice extends Core {
   app: FastifyInstance;
-  service: UploadService;
-  db: Db;
-  ledger: Ledger;
-  staging: StagingArea;
-  store: FileStore;
 }
 
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
 
 /** Builds the whole server from a validated config; nothing here reads the environment. */
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<Sluice> {
-  await fs.mkdir(config.dataDir, { recursive: true });
-  const staging = new StagingArea(config.dataDir);
-  await staging.init();
-  let store = overrides.store;
-  if (!store) {
-    const local = new LocalStore(config.dataDir);
-    await local.init();
-    store = local;
-  }
-  const db = openDatabase(path.join(config.dataDir, 'sluice.db'));
-  const ledger = new Ledger(db);
-
   const app = Fastify({
     logger: overrides.logger ?? { level: config.logLevel },
     // A socket that is silent this long is closed: a dead or slow-loris client cannot hold a
@@ -65,7 +38,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const service = new UploadService({ config, ledger, staging, store, log: app.log, ...(overrides.now && { now: overrides.now }) });
+  const core = await openCore(config, app.log, overrides);
+  const { db, service, store } = core;
   const recovered = service.recover();
   if (recovered > 0) app.log.warn({ count: recovered, event: 'finish_recovered' }, 'uploads interrupted while finishing are retryable again');
 
@@ -93,10 +67,18 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   const sweeper = setInterval(() => void sweep(), config.sweepIntervalMs);
   sweeper.unref();
   app.addHook('onReady', sweep);
+  // Node closes idle keep-alive sockets once, when close() starts. A streamed response that ends a
+  // tick later leaves its socket open until the keep-alive timeout, holding shutdown for a minute;
+  // so keep closing idle sockets until the server is really closed.
+  app.addHook('preClose', async () => {
+    const timer = setInterval(() => app.server.closeIdleConnections(), 100);
+    timer.unref();
+    app.server.once('close', () => clearInterval(timer));
+  });
   app.addHook('onClose', async () => {
     clearInterval(sweeper);
     db.close();
   });
 
-  return { app, service, db, ledger, staging, store };
+  return { app, ...core };
 }

@@ -1,0 +1,42 @@
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { ConfigError, loadConfig } from './config.js';
+import { openCore } from './core.js';
+import { formatBytes } from './lib/units.js';
+
+/**
+ * `npm run cleanup [-- --dry-run]`: one pass of the expiry sweeper, for cron. Expires every upload
+ * whose time is up and removes its staging bytes; with --dry-run, only lists them.
+ */
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { 'dry-run': { type: 'boolean', default: false } }, allowPositionals: false });
+  const config = loadConfig(process.env);
+  const log = pino({ level: config.logLevel }, pino.destination(2));
+  const { service, ledger, db } = await openCore(config, log);
+  try {
+    if (values['dry-run']) {
+      const due = ledger.dueForExpiry(Date.now(), Number.MAX_SAFE_INTEGER);
+      let bytes = 0;
+      for (const id of due) {
+        const u = ledger.getUpload(id);
+        if (!u) continue;
+        bytes += u.size;
+        process.stdout.write(`would expire ${id}\t${formatBytes(u.size)}\texpired ${new Date(u.expiresAt).toISOString()}\t${JSON.stringify(u.fileName)}\n`);
+      }
+      process.stdout.write(`${due.length} upload(s) would be expired, ${formatBytes(bytes)} of staging space freed\n`);
+    } else {
+      const n = await service.expireDue();
+      process.stdout.write(`${n} upload(s) expired\n`);
+    }
+    return 0;
+  } finally {
+    db.close();
+  }
+}
+
+try {
+  process.exitCode = await main();
+} catch (err) {
+  process.stderr.write(`sluice cleanup: ${err instanceof ConfigError || err instanceof TypeError ? err.message : String(err)}\n`);
+  process.exitCode = 2;
+}

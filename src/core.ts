@@ -1,0 +1,47 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from './config.js';
+import { openDatabase, type Db } from './ledger/database.js';
+import { Ledger } from './ledger/ledger.js';
+import { UploadService } from './service/upload-service.js';
+import type { FileStore } from './storage/file-store.js';
+import { LocalStore } from './storage/local-store.js';
+import { StagingArea } from './storage/staging-area.js';
+
+export interface CoreOverrides {
+  /** Replaces the configured store (tests inject failing stores this way). */
+  store?: FileStore;
+  now?: () => number;
+}
+
+/** The engine without HTTP: ledger, staging area, store and the upload service over them. */
+export interface Core {
+  db: Db;
+  ledger: Ledger;
+  staging: StagingArea;
+  store: FileStore;
+  service: UploadService;
+}
+
+async function createStore(config: Config): Promise<FileStore> {
+  switch (config.storage.backend) {
+    case 'local': {
+      const local = new LocalStore(config.dataDir);
+      await local.init();
+      return local;
+    }
+  }
+}
+
+/** Opens everything under DATA_DIR; used by the server and by the one-shot commands. */
+export async function openCore(config: Config, log: FastifyBaseLogger, overrides: CoreOverrides = {}): Promise<Core> {
+  await fs.mkdir(config.dataDir, { recursive: true });
+  const staging = new StagingArea(config.dataDir);
+  await staging.init();
+  const store = overrides.store ?? (await createStore(config));
+  const db = openDatabase(path.join(config.dataDir, 'sluice.db'));
+  const ledger = new Ledger(db);
+  const service = new UploadService({ config, ledger, staging, store, log, ...(overrides.now && { now: overrides.now }) });
+  return { db, ledger, staging, store, service };
+}
