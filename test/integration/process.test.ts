@@ -1,0 +1,69 @@
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import t from 'tap';
+import { MAIN, spawnServer } from '../helpers/process.js';
+import { createUpload, http, rawRequest, sha256, sleep, tmpDir } from '../helpers/server.js';
+
+t.test('a bad configuration stops start-up with a clear message and exit code 2', async (t) => {
+  const dataDir = await tmpDir(t);
+  const res = spawnSync(process.execPath, [MAIN], {
+    env: { PATH: process.env.PATH, DATA_DIR: dataDir, MAX_UPLOAD_SIZE: 'lots', PORT: '99999', MIN_CHUNK_SIZE: '1GiB' },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  t.equal(res.status, 2);
+  t.match(res.stderr, /MAX_UPLOAD_SIZE="lots" is not a positive byte size/);
+  t.match(res.stderr, /PORT="99999" is not a port number/);
+  t.match(res.stderr, /MIN_CHUNK_SIZE .* is larger than MAX_CHUNK_SIZE/, 'every problem is listed at once');
+});
+
+t.test('SIGTERM: stops accepting, lets the in-flight chunk finish, closes; a restart keeps the chunk', async (t) => {
+  const dataDir = await tmpDir(t);
+  const env = { DATA_DIR: dataDir, SHUTDOWN_TIMEOUT: '10s' };
+  const server = await spawnServer(env, t);
+  const data = randomBytes(256 * 1024);
+  const up = await createUpload(server.url, { file_name: 'a', size: data.length, chunk_size: data.length, sha256: sha256(data) });
+
+  const host = new URL(server.url).host;
+  const inflight = rawRequest(server.url, `PUT /v1/uploads/${up.id}/chunks/0 HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nContent-Length: ${data.length}\n`);
+  await inflight.start();
+  await inflight.send(data.subarray(0, 1000));
+  await sleep(200);
+  server.child.kill('SIGTERM');
+  await sleep(300);
+  await t.rejects(http('GET', `${server.url}/healthz`), 'new connections are refused');
+  await inflight.send(data.subarray(1000));
+  const { status, text } = await inflight.responseHead();
+  t.equal(status, 200, 'the in-flight chunk completed');
+  t.match(text, /"chunks_received":1/);
+  inflight.socket.destroy();
+  const exit = await server.exited;
+  t.same(exit, { code: 0, signal: null }, 'clean exit');
+  t.match(server.output(), /shutting down/);
+
+  const again = await spawnServer(env, t);
+  const st = await http('GET', `${again.url}/v1/uploads/${up.id}`);
+  t.same([st.body.chunks_received, st.body.missing_chunks], [1, []]);
+  const fin = await http('POST', `${again.url}/v1/uploads/${up.id}/finish`, { json: {} });
+  t.same([fin.status, fin.body.sha256], [200, sha256(data)]);
+  again.child.kill('SIGTERM');
+  t.same(await again.exited, { code: 0, signal: null });
+});
+
+t.test('SIGTERM with a stalled request: shutdown is bounded by SHUTDOWN_TIMEOUT', async (t) => {
+  const dataDir = await tmpDir(t);
+  const server = await spawnServer({ DATA_DIR: dataDir, SHUTDOWN_TIMEOUT: '1s', IDLE_TIMEOUT: '1h', MIN_CHUNK_SIZE: '1' }, t);
+  const up = await createUpload(server.url, { file_name: 'a', size: 1000, chunk_size: 1000 });
+  const host = new URL(server.url).host;
+  const stalled = rawRequest(server.url, `PUT /v1/uploads/${up.id}/chunks/0 HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nContent-Length: 1000\n`);
+  await stalled.start();
+  await stalled.send(Buffer.alloc(10));
+  await sleep(200);
+  const started = Date.now();
+  server.child.kill('SIGTERM');
+  const exit = await server.exited;
+  const took = Date.now() - started;
+  t.ok(took < 5000, `exited after ${took} ms`);
+  t.not(exit.code, null, 'exited by itself, not killed');
+  stalled.socket.destroy();
+});

@@ -1,0 +1,52 @@
+import t from 'tap';
+import { ConfigError, loadConfig } from '../../src/config.js';
+import { parseBytes, parseDuration } from '../../src/lib/units.js';
+
+t.test('parseBytes: plain bytes, decimal and binary suffixes', async (t) => {
+  const cases: [string, number | undefined][] = [
+    ['1048576', 1048576],
+    ['64KiB', 65536],
+    ['5GiB', 5 * 1024 ** 3],
+    ['1.5 MiB', 1.5 * 1024 ** 2],
+    ['2GB', 2e9],
+    ['10k', 10_000],
+    ['1tib', 1024 ** 4],
+    ['', undefined],
+    ['-5', undefined],
+    ['5XB', undefined],
+    ['1e9', undefined],
+    ['99999999999TiB', undefined],
+  ];
+  for (const [input, want] of cases) t.equal(parseBytes(input), want, JSON.stringify(input));
+});
+
+t.test('parseDuration: ms strings and plain milliseconds', async (t) => {
+  t.equal(parseDuration('24h'), 86_400_000);
+  t.equal(parseDuration('90s'), 90_000);
+  t.equal(parseDuration('1500'), 1500);
+  t.equal(parseDuration('soon'), undefined);
+});
+
+t.test('loadConfig: defaults', async (t) => {
+  const c = loadConfig({}, '/srv');
+  t.same(
+    [c.port, c.host, c.dataDir, c.logLevel, c.maxUploadSize, c.defaultChunkSize, c.minChunkSize, c.maxChunkSize, c.maxChunks, c.uploadTtlMs, c.storage],
+    [8080, '127.0.0.1', '/srv/data', 'info', 100 * 1024 ** 3, 8 * 1024 ** 2, 64 * 1024, 256 * 1024 ** 2, 10_000, 86_400_000, { backend: 'local' }],
+  );
+});
+
+t.test('loadConfig: values from the environment', async (t) => {
+  const c = loadConfig({ PORT: '9000', HOST: '0.0.0.0', DATA_DIR: '/var/lib/sluice', MAX_UPLOAD_SIZE: '5GiB', UPLOAD_TTL: '2h', PUBLIC_URL: 'https://up.example.com/' });
+  t.same([c.port, c.host, c.dataDir, c.maxUploadSize, c.uploadTtlMs, c.publicUrl], [9000, '0.0.0.0', '/var/lib/sluice', 5 * 1024 ** 3, 7_200_000, 'https://up.example.com']);
+});
+
+t.test('loadConfig: every bad value is reported at once', async (t) => {
+  const err = t.throws(() =>
+    loadConfig({ PORT: 'http', LOG_LEVEL: 'loud', MAX_CHUNKS: '0', STORAGE_BACKEND: 'ftp', PUBLIC_URL: 'ftp://x', DEFAULT_CHUNK_SIZE: '1GiB' }),
+  ) as ConfigError;
+  t.type(err, ConfigError);
+  t.equal(err.problems.length, 6, err.message);
+  t.match(err.message, /PORT="http"/);
+  t.match(err.message, /STORAGE_BACKEND="ftp"/);
+  t.match(err.message, /DEFAULT_CHUNK_SIZE .* must lie between/);
+});

@@ -1,0 +1,79 @@
+import path from 'node:path';
+import t from 'tap';
+import { openDatabase } from '../../src/ledger/database.js';
+import { Ledger, type Chunk } from '../../src/ledger/ledger.js';
+import { tmpDir } from '../helpers/server.js';
+
+async function ledger(t: Parameters<typeof tmpDir>[0]) {
+  const dir = await tmpDir(t);
+  const file = path.join(dir, 'ledger.db');
+  const db = openDatabase(file);
+  t.teardown(() => db.close());
+  const l = new Ledger(db);
+  const u = l.createUpload({
+    id: 'u1', owner: 'alice', protocol: 'native', fileName: 'f', contentType: 'application/octet-stream', metadata: { a: 'b' },
+    size: 25, chunkSize: 10, totalChunks: 3, expectedSha256: null, createdAt: 1000, expiresAt: 5000,
+  });
+  return { db, l, u, file };
+}
+const chunk = (index: number, sha256 = `h${index}`): Chunk => ({ index, offset: index * 10, length: index === 2 ? 5 : 10, sha256, receivedAt: 2000 });
+
+t.test('schema: WAL, synchronous FULL, migrations versioned', async (t) => {
+  const { db } = await ledger(t);
+  t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  t.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL');
+  t.equal(db.pragma('user_version', { simple: true }), 1);
+});
+
+t.test('recordChunk: recorded, duplicate, conflict; counters move once', async (t) => {
+  const { l } = await ledger(t);
+  const a = l.recordChunk('u1', chunk(1));
+  t.equal(a.kind, 'recorded');
+  t.same(a.kind === 'recorded' && [a.upload.chunksReceived, a.upload.bytesReceived], [1, 10]);
+  t.equal(l.recordChunk('u1', chunk(1)).kind, 'duplicate');
+  const c = l.recordChunk('u1', chunk(1, 'other'));
+  t.same([c.kind, c.kind === 'conflict' && c.existing.sha256], ['conflict', 'h1']);
+  l.recordChunk('u1', chunk(2));
+  const u = l.getUpload('u1');
+  t.same([u?.chunksReceived, u?.bytesReceived], [2, 15]);
+  t.same(l.missingChunks('u1', 3), [0]);
+  t.same(l.missingChunks('u1', 3, 0), [], 'limit');
+});
+
+t.test('missingChunks pages through gaps without loading every row', async (t) => {
+  const { l, db } = await ledger(t);
+  db.prepare('UPDATE uploads SET total_chunks = 10000, size = 100000 WHERE id = ?').run('u1');
+  for (let i = 0; i < 10000; i += 3) l.recordChunk('u1', { ...chunk(i), offset: i * 10, length: 10 });
+  const missing = l.missingChunks('u1', 10000);
+  t.equal(missing.length, 10000 - 3334);
+  t.same(missing.slice(0, 4), [1, 2, 4, 5]);
+  t.same(l.missingChunks('u1', 10000, 5), [1, 2, 4, 5, 7]);
+});
+
+t.test('transitions are guarded: exactly one of two racers wins', async (t) => {
+  const { l } = await ledger(t);
+  t.ok(l.transition('u1', 'uploading', 'finishing', 3000));
+  t.notOk(l.transition('u1', 'uploading', 'finishing', 3000), 'second attempt changes nothing');
+  t.equal(l.recordChunk('u1', chunk(0)).kind, 'not_writable', 'no chunks while finishing');
+  t.ok(l.markCompleted('u1', 'abc', { backend: 'local', path: 'files/u1' }, 4000));
+  t.notOk(l.markFailed('u1', 'late', 4000), 'a completed upload cannot fail');
+  const u = l.getUpload('u1');
+  t.same([u?.status, u?.sha256, u?.location, u?.completedAt], ['completed', 'abc', { backend: 'local', path: 'files/u1' }, 4000]);
+});
+
+t.test('the ledger survives reopening the file', async (t) => {
+  const { l, db, file } = await ledger(t);
+  l.recordChunk('u1', chunk(0));
+  db.close();
+  const again = new Ledger(openDatabase(file));
+  t.same(again.getChunk('u1', 0), chunk(0));
+  t.same(again.getUpload('u1')?.metadata, { a: 'b' });
+});
+
+t.test('dueForExpiry and listUploads', async (t) => {
+  const { l } = await ledger(t);
+  t.same(l.dueForExpiry(4999, 10), []);
+  t.same(l.dueForExpiry(5000, 10), ['u1']);
+  t.same(l.listUploads('alice', 10).map((u) => u.id), ['u1']);
+  t.same(l.listUploads('bob', 10), [], 'other owners see nothing');
+});
