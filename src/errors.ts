@@ -9,11 +9,10 @@ export const ERRORS = {
   chunk_length_mismatch: { status: 400, title: 'The body length does not match the chunk' },
   chunk_size_out_of_range: { status: 400, title: 'chunk_size is outside the server\'s limits' },
   too_many_chunks: { status: 400, title: 'The upload would need more chunks than the server allows' },
+  sha256_required: { status: 400, title: 'A whole-file SHA-256 is required to finish' },
   unsupported_digest_algorithm: { status: 400, title: 'No supported digest algorithm was given' },
-  unauthorized: { status: 401, title: 'Authentication is required' },
   not_found: { status: 404, title: 'No such upload' },
   route_not_found: { status: 404, title: 'No such route' },
-  method_not_allowed: { status: 405, title: 'Method not allowed' },
   chunk_conflict: { status: 409, title: 'This chunk was already received with different bytes' },
   chunk_in_progress: { status: 409, title: 'This chunk is being received by another request' },
   upload_not_writable: { status: 409, title: 'The upload no longer accepts chunks' },
@@ -26,10 +25,8 @@ export const ERRORS = {
   range_not_satisfiable: { status: 416, title: 'The requested range is not satisfiable' },
   checksum_mismatch: { status: 422, title: 'The chunk does not match its checksum' },
   file_checksum_mismatch: { status: 422, title: 'The file does not match its SHA-256' },
-  sha256_required: { status: 400, title: 'A whole-file SHA-256 is required to finish' },
   internal_error: { status: 500, title: 'Internal server error' },
   storage_unavailable: { status: 503, title: 'The storage backend is unavailable; try again later' },
-  shutting_down: { status: 503, title: 'The server is shutting down; try again later' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

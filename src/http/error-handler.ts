@@ -15,7 +15,6 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 const BY_STATUS: Record<number, ErrorCode> = {
   400: 'invalid_request',
   404: 'route_not_found',
-  405: 'method_not_allowed',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
   416: 'range_not_satisfiable',
@@ -40,7 +39,6 @@ export function toSluiceError(err: unknown): SluiceError {
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: SluiceError): FastifyReply {
   // A body we did not read to its end cannot be skipped safely on a kept-alive connection.
   if (!request.raw.complete) reply.header('connection', 'close');
-  if (err.code === 'unauthorized') reply.header('www-authenticate', 'Bearer');
   return reply
     .code(err.status)
     .type(PROBLEM_JSON)
