@@ -30,7 +30,32 @@ export interface Config {
   storage: StorageConfig;
 }
 
-export type StorageConfig = { backend: 'local' };
+export type StorageConfig = { backend: 'local' } | S3Config;
+
+export interface S3Config {
+  backend: 's3';
+  bucket: string;
+  region: string;
+  /** For S3-compatible services (MinIO, R2, Ceph, ...); AWS itself when unset. */
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+  /** Key prefix for every object, e.g. `uploads/`. */
+  prefix: string;
+  /** Multipart part size; grown per file so that no file needs more than 10,000 parts. */
+  partSize: number;
+  /** Parts in flight at once; memory use is about partSize x queueSize. */
+  queueSize: number;
+  /**
+   * When the SDK adds its own request checksums. `when_required` is needed by S3-compatible
+   * servers that do not understand aws-chunked uploads (they would store the framing as data).
+   */
+  checksums: 'when_supported' | 'when_required';
+  /** Lifetime of presigned download URLs. */
+  presignTtlSeconds: number;
+}
+
+/** S3's own floor for every part but the last. */
+export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -92,7 +117,30 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       return undefined;
     }
   }, 'an http(s) URL');
-  const backend = read('STORAGE_BACKEND', 'local', (r) => (r === 'local' ? r : undefined), 'a storage backend (local)');
+  const backend = read('STORAGE_BACKEND', 'local', (r) => (r === 'local' || r === 's3' ? r : undefined), 'a storage backend (local or s3)');
+  let storage: StorageConfig = { backend: 'local' };
+  if (backend === 's3') {
+    const bool = (r: string) => (/^(1|true|yes)$/i.test(r) ? true : /^(0|false|no)$/i.test(r) ? false : undefined);
+    const bucket = env.S3_BUCKET?.trim();
+    if (!bucket) problems.push('S3_BUCKET is required when STORAGE_BACKEND=s3');
+    const endpoint = read<string | undefined>('S3_ENDPOINT', undefined, (r) => (/^https?:\/\/[^\s]+$/.test(r) ? r : undefined), 'an http(s) URL');
+    storage = {
+      backend: 's3',
+      bucket: bucket ?? '',
+      region: read('S3_REGION', 'us-east-1', (r) => (/^[a-z0-9-]+$/.test(r) ? r : undefined), 'a region name'),
+      endpoint,
+      forcePathStyle: read('S3_FORCE_PATH_STYLE', false, bool, 'true or false'),
+      prefix: read('S3_PREFIX', '', (r) => (/^[\w!\-.*'()/]*$/.test(r) && !r.startsWith('/') ? r : undefined), 'a key prefix of safe characters'),
+      partSize: read('S3_PART_SIZE', 16 * 1024 ** 2, (r) => {
+        const n = bytes(r);
+        return n !== undefined && n >= S3_MIN_PART_SIZE && n <= 5 * 1024 ** 3 ? n : undefined;
+      }, 'a byte size from 5MiB to 5GiB'),
+      queueSize: read('S3_QUEUE_SIZE', 4, int(1, 64), 'a whole number from 1 to 64'),
+      checksums: read<'when_supported' | 'when_required'>('S3_CHECKSUMS', endpoint ? 'when_required' : 'when_supported', (r) =>
+        r === 'when_supported' || r === 'when_required' ? r : undefined, 'when_supported or when_required'),
+      presignTtlSeconds: Math.round(read('S3_PRESIGN_TTL', 300_000, duration, 'a duration (e.g. 5m)') / 1000),
+    };
+  }
 
   if (minChunkSize > maxChunkSize) {
     problems.push(`MIN_CHUNK_SIZE (${formatBytes(minChunkSize)}) is larger than MAX_CHUNK_SIZE (${formatBytes(maxChunkSize)})`);
@@ -118,6 +166,6 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     takeoverAfterMs,
     shutdownTimeoutMs,
     publicUrl,
-    storage: { backend: backend as 'local' },
+    storage,
   };
 }

@@ -7,6 +7,7 @@ import { Ledger } from './ledger/ledger.js';
 import { UploadService } from './service/upload-service.js';
 import type { FileStore } from './storage/file-store.js';
 import { LocalStore } from './storage/local-store.js';
+import { S3Store, createS3Client } from './storage/s3-store.js';
 import { StagingArea } from './storage/staging-area.js';
 
 export interface CoreOverrides {
@@ -24,14 +25,29 @@ export interface Core {
   service: UploadService;
 }
 
+export class StorageStartupError extends Error {
+  override name = 'StorageStartupError';
+}
+
 async function createStore(config: Config): Promise<FileStore> {
-  switch (config.storage.backend) {
-    case 'local': {
-      const local = new LocalStore(config.dataDir);
-      await local.init();
-      return local;
+  const storage = config.storage;
+  if (storage.backend === 's3') {
+    const store = new S3Store(createS3Client(storage), storage);
+    try {
+      await store.check();
+      await store.checkWritable();
+    } catch (err) {
+      const reason = (err as { name?: string; message?: string }).name ?? 'Error';
+      throw new StorageStartupError(
+        `S3 bucket ${JSON.stringify(storage.bucket)}${storage.endpoint ? ` at ${storage.endpoint}` : ''} is not reachable or not writable (${reason}: ${(err as Error).message})`,
+        { cause: err },
+      );
     }
+    return store;
   }
+  const local = new LocalStore(config.dataDir);
+  await local.init();
+  return local;
 }
 
 /** Opens everything under DATA_DIR; used by the server and by the one-shot commands. */

@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { StorageStartupError } from './core.js';
 
 /**
  * `npm start`: loads the configuration once, builds the app and serves until SIGTERM/SIGINT, then
@@ -18,7 +19,16 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const { app } = await buildApp(config);
+  let app;
+  try {
+    ({ app } = await buildApp(config));
+  } catch (err) {
+    if (err instanceof StorageStartupError) {
+      process.stderr.write(`sluice: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
   closeWithGrace({ delay: config.shutdownTimeoutMs }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down');

@@ -62,6 +62,8 @@ export class UploadService {
   private readonly inFlight: InFlight;
   /** Finish jobs running in this process, so a second finish joins the first. */
   private readonly finishing = new Map<string, Promise<Upload>>();
+  /** Bytes verified and handed to the store so far, per finishing upload (for status). */
+  private readonly finishBytes = new Map<string, number>();
 
   constructor(deps: ServiceDeps) {
     this.config = deps.config;
@@ -201,15 +203,25 @@ export class UploadService {
    * again; a finish already running in this process is joined, not repeated.
    */
   async finish(owner: string, id: string, sha256?: string): Promise<Upload> {
+    return (await this.startFinish(owner, id, sha256)).done;
+  }
+
+  /**
+   * Checks that the upload can be finished and starts the job. Rejects at once for what the caller
+   * must fix (missing chunks, no SHA-256, wrong state); `done` settles when the file is stored or
+   * storing failed. The job belongs to the service, not to a request: a client that disconnects
+   * does not cancel it.
+   */
+  async startFinish(owner: string, id: string, sha256?: string): Promise<{ upload: Upload; done: Promise<Upload> }> {
     const upload = await this.status(owner, id);
     if (upload.status === 'completed') {
       if (sha256 !== undefined && sha256 !== upload.sha256) {
         throw new SluiceError('file_checksum_mismatch', `the upload completed with SHA-256 ${upload.sha256}`, { sha256: upload.sha256 });
       }
-      return upload;
+      return { upload, done: Promise.resolve(upload) };
     }
     const running = this.finishing.get(id);
-    if (running) return running;
+    if (running) return { upload, done: running };
     if (upload.status !== 'uploading') throw notWritable(upload);
 
     if (sha256 !== undefined && upload.expectedSha256 !== null && sha256 !== upload.expectedSha256) {
@@ -226,13 +238,22 @@ export class UploadService {
     }
     if (!this.ledger.transition(id, 'uploading', 'finishing', this.now())) {
       // Another request moved it first: join its job, or report the state it reached.
-      const joined = this.finishing.get(id);
-      if (joined) return joined;
-      return this.finish(owner, id, sha256);
+      return this.startFinish(owner, id, sha256);
     }
-    const job = this.publish(upload, expected).finally(() => this.finishing.delete(id));
-    this.finishing.set(id, job);
-    return job;
+    const done = this.publish(upload, expected).finally(() => {
+      this.finishing.delete(id);
+      this.finishBytes.delete(id);
+    });
+    done.catch(() => {}); // callers that wait see the error; nobody waiting must not crash the process
+    this.finishing.set(id, done);
+    return { upload: this.ledger.getUpload(id) as Upload, done };
+  }
+
+  /** Fraction of the file already verified and handed to the store while `finishing`. */
+  finishProgress(upload: Upload): number | undefined {
+    if (upload.status !== 'finishing') return undefined;
+    const bytes = this.finishBytes.get(upload.id) ?? 0;
+    return upload.size === 0 ? 0 : bytes / upload.size;
   }
 
   private async publish(upload: Upload, sha256: string): Promise<Upload> {
@@ -246,7 +267,7 @@ export class UploadService {
         fileName: upload.fileName,
         contentType: upload.contentType,
         sha256,
-        open: () => verifying(this.staging.openForRead(id), sha256, upload.size),
+        open: () => verifying(this.staging.openForRead(id), sha256, upload.size, (n) => this.finishBytes.set(id, n)),
       });
       this.ledger.markCompleted(id, sha256, location, this.now());
       await this.staging.remove(id);
@@ -262,7 +283,7 @@ export class UploadService {
         throw err;
       }
       // Anything else (the store is down, a disk error) is retryable: keep the bytes, reopen the upload.
-      this.ledger.transition(id, 'finishing', 'uploading', this.now());
+      this.ledger.transition(id, 'finishing', 'uploading', this.now(), 'storing the file failed; its bytes are kept, finish again');
       this.log.error({ uploadId: id, err, event: 'publish_failed' }, 'publishing the upload failed');
       throw new SluiceError('storage_unavailable', 'the file could not be stored; its bytes are kept, finish again later', {}, { cause: err });
     }

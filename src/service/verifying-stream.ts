@@ -7,13 +7,14 @@ import { SluiceError } from '../errors.js';
  * digest or the length is not what was expected. A consumer that publishes what it reads (a rename
  * after draining, an S3 multipart upload) therefore never completes with unverified bytes.
  */
-export function verifying(source: Readable, expectedSha256: string, expectedSize: number): Readable {
+export function verifying(source: Readable, expectedSha256: string, expectedSize: number, onBytes?: (total: number) => void): Readable {
   const hash = createHash('sha256');
   let seen = 0;
   const check = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       hash.update(chunk);
       seen += chunk.length;
+      onBytes?.(seen);
       cb(null, chunk);
     },
     flush(cb) {

@@ -79,6 +79,7 @@ export const UploadSummary = Type.Object(uploadFields);
 
 export const UploadStatusBody = Type.Object({
   ...uploadFields,
+  finish_progress: Type.Optional(Type.Number({ description: 'While finishing: fraction of the file verified and stored, 0 to 1' })),
   missing_chunks: Type.Array(Type.Integer(), { description: 'Indexes of chunks not yet received, ascending' }),
 });
 

@@ -14,6 +14,7 @@ import {
   Problem,
   UploadList,
   UploadStatusBody,
+  UploadSummary,
 } from './schemas.js';
 
 export interface NativeRouteOptions {
@@ -49,7 +50,12 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
     { schema: { tags: ['uploads'], summary: 'Status of an upload', params: IdParams, response: { 200: UploadStatusBody, ...problems } } },
     async (request) => {
       const upload = await service.status(request.owner, request.params.id);
-      return { ...presentUpload(upload), missing_chunks: service.missingChunks(upload) };
+      const finishProgress = service.finishProgress(upload);
+      return {
+        ...presentUpload(upload),
+        missing_chunks: service.missingChunks(upload),
+        ...(finishProgress !== undefined && { finish_progress: finishProgress }),
+      };
     },
   );
 
@@ -77,14 +83,30 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
       schema: {
         tags: ['uploads'],
         summary: 'Verify and store a fully received upload',
+        description: 'With `Prefer: respond-async` the answer is 202 as soon as finishing has started; poll the status URL in `Location`.',
         params: IdParams,
         body: FinishBody,
-        response: { 200: FinishResult, ...problems },
+        response: { 200: FinishResult, 202: UploadSummary, ...problems },
       },
     },
-    async (request) => {
-      const upload = await service.finish(request.owner, request.params.id, request.body?.sha256?.toLowerCase());
-      return { id: upload.id, status: upload.status, sha256: upload.sha256 as string, size: upload.size, location: upload.location as NonNullable<typeof upload.location> };
+    async (request, reply) => {
+      const { upload, done } = await service.startFinish(request.owner, request.params.id, request.body?.sha256?.toLowerCase());
+      // RFC 7240: respond-async lets the server answer before the work is done.
+      if (upload.status !== 'completed' && /(^|[,;\s])respond-async([,;\s]|$)/i.test(String(request.headers.prefer ?? ''))) {
+        return reply
+          .code(202)
+          .header('location', absoluteUrl(request, publicUrl, `/v1/uploads/${upload.id}`))
+          .header('preference-applied', 'respond-async')
+          .send(presentUpload(upload));
+      }
+      const finished = await done;
+      return {
+        id: finished.id,
+        status: finished.status,
+        sha256: finished.sha256 as string,
+        size: finished.size,
+        location: finished.location as NonNullable<typeof finished.location>,
+      };
     },
   );
 
