@@ -7,7 +7,6 @@ import { Ledger } from './ledger/ledger.js';
 import { UploadService } from './service/upload-service.js';
 import type { FileStore } from './storage/file-store.js';
 import { LocalStore } from './storage/local-store.js';
-import { S3Store, createS3Client } from './storage/s3-store.js';
 import { StagingArea } from './storage/staging-area.js';
 
 export interface CoreOverrides {
@@ -32,6 +31,8 @@ export class StorageStartupError extends Error {
 async function createStore(config: Config): Promise<FileStore> {
   const storage = config.storage;
   if (storage.backend === 's3') {
+    // Loaded only when used: the AWS SDK is a large part of the idle footprint of a local server.
+    const { S3Store, createS3Client } = await import('./storage/s3-store.js');
     const store = new S3Store(createS3Client(storage), storage);
     try {
       await store.check();

@@ -28,9 +28,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import contentDisposition from 'content-disposition';
 import type { S3Config } from '../config.js';
 import { isSluiceError } from '../errors.js';
+import { attachment, stripAccents } from '../lib/disposition.js';
 import type { StoredLocation } from '../ledger/ledger.js';
 import type { Download, FileStore, PublishInput } from './file-store.js';
 import { partSizeFor } from './part-size.js';
@@ -49,8 +49,7 @@ export function createS3Client(config: S3Config): S3Client {
 
 /** A file name reduced to characters that are safe in any S3 key and any shell. */
 export function safeKeyName(fileName: string): string {
-  // NFKD splits "é" into "e" plus a combining accent; the accents go, the letters stay.
-  const ascii = fileName.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').replace(/[^\w.-]+/g, '_').replace(/_+/g, '_');
+  const ascii = stripAccents(fileName).replace(/[^\w.-]+/g, '_').replace(/_+/g, '_');
   const trimmed = ascii.replace(/^[._]+/, '').slice(-100);
   return trimmed.length > 0 ? trimmed : 'file';
 }
@@ -91,7 +90,7 @@ export class S3Store implements FileStore {
         Key: key,
         Body: body,
         ContentType: input.contentType,
-        ContentDisposition: contentDisposition(input.fileName),
+        ContentDisposition: attachment(input.fileName),
         Metadata: { sha256: input.sha256 },
       },
       partSize: partSizeFor(input.size, this.config.partSize),
@@ -116,7 +115,7 @@ export class S3Store implements FileStore {
       new GetObjectCommand({
         Bucket: bucket,
         Key: key,
-        ...(hints && { ResponseContentDisposition: contentDisposition(hints.fileName), ResponseContentType: hints.contentType }),
+        ...(hints && { ResponseContentDisposition: attachment(hints.fileName), ResponseContentType: hints.contentType }),
       }),
       { expiresIn: this.config.presignTtlSeconds },
     );

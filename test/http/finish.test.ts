@@ -43,11 +43,13 @@ t.test('finish verifies the SHA-256 and moves the staging file into files/ with 
 });
 
 t.test('finishing twice is idempotent; concurrent finishes agree', async (t) => {
-  const { data, send, finish } = await uploaded(t);
+  const { s, up, data, send, finish } = await uploaded(t);
   await send(0, 1, 2);
   const [a, b] = await Promise.all([finish(), finish()]);
   t.same([a.status, b.status], [200, 200]);
   t.same(a.body, b.body);
+  const bare = await http('POST', `${s.url}/v1/uploads/${up.id}/finish`);
+  t.same([bare.status, bare.body], [200, a.body], 'no body at all (curl -X POST)');
   const c = await finish({ sha256: sha256(data) });
   t.same([c.status, c.body], [200, a.body], 'again, with the same sha256');
   const d = await finish({ sha256: sha256(Buffer.from('other')) });

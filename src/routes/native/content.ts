@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import contentDisposition from 'content-disposition';
 import parseRange from 'range-parser';
 import { SluiceError } from '../../errors.js';
+import { attachment } from '../../lib/disposition.js';
 import type { UploadService } from '../../service/upload-service.js';
 import { Binary, IdParams, Problem } from './schemas.js';
 
@@ -42,7 +42,7 @@ export const contentRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }
       reply
         .header('accept-ranges', 'bytes')
         .header('content-type', upload.contentType)
-        .header('content-disposition', contentDisposition(upload.fileName))
+        .header('content-disposition', attachment(upload.fileName))
         .header('x-content-type-options', 'nosniff')
         .header('etag', `"${upload.sha256}"`)
         .header('last-modified', new Date(upload.completedAt ?? upload.createdAt).toUTCString());

@@ -88,6 +88,10 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
         body: FinishBody,
         response: { 200: FinishResult, 202: UploadSummary, ...problems },
       },
+      // `curl -X POST .../finish` sends no body at all; that means "no fields".
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
     },
     async (request, reply) => {
       const { upload, done } = await service.startFinish(request.owner, request.params.id, request.body?.sha256?.toLowerCase());
