@@ -9,6 +9,8 @@ import { healthRoutes } from './routes/health.js';
 import { chunkRoutes } from './routes/native/chunks.js';
 import { contentRoutes } from './routes/native/content.js';
 import { uploadRoutes } from './routes/native/uploads.js';
+import { tusRoutes } from './routes/tus/tus-routes.js';
+import { serverFactory } from './http/server-factory.js';
 
 export interface AppOverrides extends CoreOverrides {
   /** A logger switch or pino options; defaults to the configured level on stdout. */
@@ -21,14 +23,28 @@ export interface Sluice extends Core {
 
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
 
+/** Request headers browsers may send: the native API's, tus's and the IETF draft's. */
+const CORS_REQUEST_HEADERS = [
+  'Authorization', 'Content-Type', 'Content-Range', 'Content-Digest', 'X-Chunk-Sha256', 'X-Request-ID', 'Prefer', 'Range',
+  'X-HTTP-Method-Override', 'Tus-Resumable', 'Upload-Length', 'Upload-Offset', 'Upload-Metadata', 'Upload-Defer-Length',
+  'Upload-Concat', 'Upload-Checksum', 'Upload-Complete', 'Upload-Draft-Interop-Version',
+];
+
+/** Response headers browser code may read. */
+const CORS_EXPOSED_HEADERS = [
+  'Location', 'X-Request-ID', 'Content-Range', 'Content-Disposition', 'Preference-Applied', 'Retry-After',
+  'Upload-Offset', 'Upload-Length', 'Upload-Defer-Length', 'Upload-Metadata', 'Upload-Expires', 'Upload-Concat',
+  'Tus-Version', 'Tus-Resumable', 'Tus-Max-Size', 'Tus-Extension', 'Tus-Checksum-Algorithm',
+  'Upload-Complete', 'Upload-Limit', 'Upload-Draft-Interop-Version',
+];
+
 /** Builds the whole server from a validated config; nothing here reads the environment. */
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<Sluice> {
   const app = Fastify({
     logger: overrides.logger ?? { level: config.logLevel },
-    // A socket that is silent this long is closed: a dead or slow-loris client cannot hold a
-    // chunk (or a socket) forever. Request bodies of any length are fine while bytes keep flowing.
-    connectionTimeout: config.idleTimeoutMs,
-    requestTimeout: 0,
+    // Timeouts (idle sockets closed, bodies unbounded in time) are set on the server it creates.
+    serverFactory: serverFactory(config),
+    trustProxy: config.trustProxy === false ? false : config.trustProxy === true ? true : config.trustProxy.join(','),
     routerOptions: { ignoreTrailingSlash: true },
     // Strict JSON: unknown fields are refused (not silently dropped) and types are not coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
@@ -48,18 +64,32 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  await app.register(cors, { origin: '*', exposedHeaders: ['Location', 'X-Request-ID', 'Content-Range', 'Content-Disposition'] });
+  await app.register(cors, {
+    origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    allowedHeaders: CORS_REQUEST_HEADERS,
+    exposedHeaders: CORS_EXPOSED_HEADERS,
+    maxAge: 86_400,
+    // tus clients send plain OPTIONS (no Origin) to discover the server: let every OPTIONS reach
+    // its route (the tus one adds Tus-* headers) instead of answering it as a strict preflight.
+    strictPreflight: false,
+    preflightContinue: true,
+  });
 
   await app.register(healthRoutes, { db, dataDir: config.dataDir, store });
-  await app.register(uploadRoutes, { service, publicUrl: config.publicUrl });
+  const urls = { publicUrl: config.publicUrl, trustProxy: config.trustProxy };
+  await app.register(uploadRoutes, { service, urls });
   await app.register(chunkRoutes, { service });
   await app.register(contentRoutes, { service });
+  await app.register(tusRoutes, { service, tusPath: config.tusPath, maxUploadSize: config.maxUploadSize, urls });
 
   // The sweeper: expires uploads whose time is up and removes their staging bytes.
   const sweep = async () => {
     try {
       const n = await service.expireDue();
       if (n > 0) app.log.info({ count: n, event: 'sweep' }, 'expired uploads removed');
+      // tus uploads with every byte but no published file (a store outage): try again.
+      await service.retryPublishing();
     } catch (err) {
       app.log.error({ err, event: 'sweep_failed' }, 'expiry sweep failed');
     }

@@ -27,6 +27,15 @@ export interface Config {
   shutdownTimeoutMs: number;
   /** Base URL used to build absolute URLs in responses; derived from the request when unset. */
   publicUrl: string | undefined;
+  /** Where the tus endpoint is mounted, e.g. `/files`. */
+  tusPath: string;
+  /** Origins allowed by CORS: `*` or a list. */
+  corsOrigins: '*' | string[];
+  /**
+   * Whether X-Forwarded-Proto/Host and Forwarded are believed (for Location URLs and client
+   * addresses): false, true, or the proxies' addresses/CIDRs.
+   */
+  trustProxy: boolean | string[];
   storage: StorageConfig;
 }
 
@@ -117,6 +126,18 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       return undefined;
     }
   }, 'an http(s) URL');
+  const tusPath = read('TUS_PATH', '/files', (r) => (/^\/[\w.~-]+(\/[\w.~-]+)*$/.test(r) && !r.startsWith('/v1') ? r : undefined), 'a path such as /files (not under /v1)');
+  const corsOrigins = read<'*' | string[]>('CORS_ORIGINS', '*', (r) => {
+    if (r.trim() === '*') return '*';
+    const list = r.split(',').map((o) => o.trim()).filter(Boolean);
+    return list.length > 0 && list.every((o) => /^https?:\/\/[^/\s]+$/.test(o)) ? list : undefined;
+  }, '* or a comma-separated list of origins (https://app.example.com)');
+  const trustProxy = read<boolean | string[]>('TRUST_PROXY', false, (r) => {
+    if (/^(1|true|yes)$/i.test(r)) return true;
+    if (/^(0|false|no)$/i.test(r)) return false;
+    const list = r.split(',').map((a) => a.trim()).filter(Boolean);
+    return list.length > 0 && list.every((a) => /^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(a)) ? list : undefined;
+  }, 'true, false, or a comma-separated list of proxy addresses/CIDRs');
   const backend = read('STORAGE_BACKEND', 'local', (r) => (r === 'local' || r === 's3' ? r : undefined), 'a storage backend (local or s3)');
   let storage: StorageConfig = { backend: 'local' };
   if (backend === 's3') {
@@ -166,6 +187,9 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     takeoverAfterMs,
     shutdownTimeoutMs,
     publicUrl,
+    tusPath,
+    corsOrigins,
+    trustProxy,
     storage,
   };
 }

@@ -55,17 +55,24 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: S
     });
 }
 
+/**
+ * Logs an error once, the same way for every protocol, and tells whether an answer can still be
+ * sent (a client that went away gets none; a consumed body is destroyed too, so look at the socket).
+ */
+export function logRequestError(request: FastifyRequest, reply: FastifyReply, raw: unknown, err: SluiceError): boolean {
+  if (err.status >= 500) {
+    // The log gets the cause; the client gets only the code and the generic title.
+    request.log.error({ err: err.cause ?? raw, code: err.code }, 'request failed');
+  } else {
+    request.log.info({ code: err.code, detail: err.message }, 'request rejected');
+  }
+  return !(reply.sent || reply.raw.destroyed || request.raw.socket?.destroyed);
+}
+
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((raw, request, reply) => {
     const err = toSluiceError(raw);
-    if (err.status >= 500) {
-      // The log gets the cause; the client gets only the code and the generic title.
-      request.log.error({ err: err.cause ?? raw, code: err.code }, 'request failed');
-    } else {
-      request.log.info({ code: err.code, detail: err.message }, 'request rejected');
-    }
-    // A client that went away gets no answer (and a consumed body is destroyed too, so look at the socket).
-    if (reply.sent || reply.raw.destroyed || request.raw.socket?.destroyed) return reply;
+    if (!logRequestError(request, reply, raw, err)) return reply;
     return sendProblem(request, reply, err);
   });
   app.setNotFoundHandler((request, reply) => sendProblem(request, reply, new SluiceError('route_not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)));

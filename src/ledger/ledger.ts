@@ -30,6 +30,14 @@ export interface Upload {
   updatedAt: number;
   expiresAt: number;
   completedAt: number | null;
+  /** tus creation-defer-length: `size` is not known yet (and reads 0). */
+  lengthDeferred: boolean;
+  /** tus: the Upload-Metadata header as the client sent it, echoed on HEAD. */
+  tusMetadata: string | null;
+  /** tus concatenation: 'partial', or the final's Upload-Concat value ('final;...'). */
+  concat: string | null;
+  /** For a final upload: its partial uploads' ids, in order. */
+  parts: string[] | null;
 }
 
 export interface Chunk {
@@ -43,7 +51,13 @@ export interface Chunk {
 export type NewUpload = Pick<
   Upload,
   'id' | 'owner' | 'protocol' | 'fileName' | 'contentType' | 'metadata' | 'size' | 'chunkSize' | 'totalChunks' | 'expectedSha256' | 'createdAt' | 'expiresAt'
->;
+> &
+  Partial<Pick<Upload, 'lengthDeferred' | 'tusMetadata' | 'concat' | 'parts'>>;
+
+export type AppendResult =
+  | { kind: 'recorded'; upload: Upload }
+  | { kind: 'offset_moved'; upload: Upload }
+  | { kind: 'not_writable'; upload: Upload | undefined };
 
 export type RecordChunkResult =
   | { kind: 'recorded'; upload: Upload }
@@ -72,6 +86,10 @@ interface UploadRow {
   updated_at: number;
   expires_at: number;
   completed_at: number | null;
+  length_deferred: number;
+  tus_metadata: string | null;
+  concat: string | null;
+  parts: string | null;
 }
 
 interface ChunkRow {
@@ -104,6 +122,10 @@ function toUpload(row: UploadRow): Upload {
     updatedAt: row.updated_at,
     expiresAt: row.expires_at,
     completedAt: row.completed_at,
+    lengthDeferred: row.length_deferred === 1,
+    tusMetadata: row.tus_metadata,
+    concat: row.concat,
+    parts: row.parts === null ? null : (JSON.parse(row.parts) as string[]),
   };
 }
 
@@ -132,15 +154,23 @@ export class Ledger {
     listFirst: Statement<[string, number], UploadRow>;
     dueForExpiry: Statement<[number, number], { id: string }>;
     byStatus: Statement<[string], { id: string }>;
+    insertExtent: Statement;
+    setLength: Statement;
+    finalsUsing: Statement<[string], { id: string }>;
+    awaitingPublish: Statement<[], { id: string }>;
+    terminateCompleted: Statement;
+    consumePartial: Statement;
   };
 
   constructor(private readonly db: Db) {
     this.stmts = {
       insertUpload: db.prepare(`
         INSERT INTO uploads (id, owner, protocol, file_name, content_type, metadata, size, chunk_size, total_chunks,
-                             expected_sha256, status, created_at, updated_at, expires_at)
+                             expected_sha256, status, created_at, updated_at, expires_at,
+                             length_deferred, tus_metadata, concat, parts)
         VALUES (@id, @owner, @protocol, @fileName, @contentType, @metadata, @size, @chunkSize, @totalChunks,
-                @expectedSha256, 'uploading', @createdAt, @createdAt, @expiresAt)`),
+                @expectedSha256, 'uploading', @createdAt, @createdAt, @expiresAt,
+                @lengthDeferred, @tusMetadata, @concat, @parts)`),
       getUpload: db.prepare('SELECT * FROM uploads WHERE id = ?'),
       getChunk: db.prepare('SELECT idx, offset, length, sha256, received_at FROM chunks WHERE upload_id = ? AND idx = ?'),
       chunkIndexes: db.prepare('SELECT idx FROM chunks WHERE upload_id = ? ORDER BY idx'),
@@ -170,11 +200,34 @@ export class Ledger {
       dueForExpiry: db.prepare(`
         SELECT id FROM uploads WHERE status = 'uploading' AND expires_at <= ? ORDER BY expires_at LIMIT ?`),
       byStatus: db.prepare('SELECT id FROM uploads WHERE status = ?'),
+      insertExtent: db.prepare(`
+        INSERT INTO chunks (upload_id, idx, offset, length, sha256, received_at)
+        SELECT id, chunks_received, bytes_received, @length, @sha256, @now FROM uploads WHERE id = @id`),
+      setLength: db.prepare(`
+        UPDATE uploads SET size = @size, length_deferred = 0, chunk_size = MAX(@size, 1), updated_at = @now
+        WHERE id = @id AND length_deferred = 1 AND bytes_received <= @size AND status = 'uploading'`),
+      finalsUsing: db.prepare(`
+        SELECT id FROM uploads WHERE concat LIKE 'final%' AND status = 'uploading' AND instr(parts, '"' || ? || '"') > 0`),
+      awaitingPublish: db.prepare(`
+        SELECT id FROM uploads WHERE protocol = 'tus' AND status = 'uploading' AND length_deferred = 0
+          AND ((concat IS NULL AND bytes_received = size) OR concat LIKE 'final%')`),
+      consumePartial: db.prepare(`
+        UPDATE uploads SET status = 'completed', location = @location, updated_at = @now, completed_at = @now
+        WHERE id = @id AND status = 'uploading' AND concat = 'partial'`),
+      terminateCompleted: db.prepare(`
+        UPDATE uploads SET status = 'aborted', updated_at = @now WHERE id = @id AND status = 'completed'`),
     };
   }
 
   createUpload(u: NewUpload): Upload {
-    this.stmts.insertUpload.run({ ...u, metadata: JSON.stringify(u.metadata) });
+    this.stmts.insertUpload.run({
+      ...u,
+      metadata: JSON.stringify(u.metadata),
+      lengthDeferred: u.lengthDeferred ? 1 : 0,
+      tusMetadata: u.tusMetadata ?? null,
+      concat: u.concat ?? null,
+      parts: u.parts ? JSON.stringify(u.parts) : null,
+    });
     return this.getUpload(u.id) as Upload;
   }
 
@@ -204,6 +257,46 @@ export class Ledger {
       this.stmts.bumpCounters.run({ id: uploadId, length: chunk.length, now: chunk.receivedAt });
       return { kind: 'recorded', upload: this.getUpload(uploadId) as Upload };
     }).immediate();
+  }
+
+  /**
+   * Records bytes appended at the upload's current end (tus). The append is refused when the offset
+   * moved meanwhile (someone else appended) or the upload stopped accepting bytes.
+   */
+  recordExtent(uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number): AppendResult {
+    return this.db.transaction((): AppendResult => {
+      const upload = this.getUpload(uploadId);
+      if (!upload || upload.status !== 'uploading') return { kind: 'not_writable', upload };
+      if (upload.bytesReceived !== extent.offset) return { kind: 'offset_moved', upload };
+      this.stmts.insertExtent.run({ id: uploadId, length: extent.length, sha256: extent.sha256, now });
+      this.stmts.bumpCounters.run({ id: uploadId, length: extent.length, now });
+      return { kind: 'recorded', upload: this.getUpload(uploadId) as Upload };
+    }).immediate();
+  }
+
+  /** Fixes a deferred length once it is known; false when it was already set or is too small. */
+  setLength(id: string, size: number, now: number): boolean {
+    return this.stmts.setLength.run({ id, size, now }).changes === 1;
+  }
+
+  /** Final uploads (still uploading) that concatenate this partial upload. */
+  finalsUsing(partialId: string): string[] {
+    return this.stmts.finalsUsing.all(partialId).map((r) => r.id);
+  }
+
+  /** tus uploads that have every byte but are not published yet (a crash or a store outage). */
+  awaitingPublish(): string[] {
+    return this.stmts.awaitingPublish.all().map((r) => r.id);
+  }
+
+  /** A partial upload whose bytes are now part of a published final upload (at `location`). */
+  consumePartial(id: string, location: StoredLocation, now: number): void {
+    this.stmts.consumePartial.run({ id, location: JSON.stringify(location), now });
+  }
+
+  /** tus termination of a completed upload: it becomes `aborted` (its stored file is removed). */
+  terminateCompleted(id: string, now: number): boolean {
+    return this.stmts.terminateCompleted.run({ id, now }).changes === 1;
   }
 
   /** Indexes in [0, totalChunks) with no chunk row, ascending; streams rows instead of loading them. */

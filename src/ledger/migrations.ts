@@ -42,4 +42,13 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (upload_id, idx)
   ) WITHOUT ROWID;
   `,
+  `
+  -- tus: a length that is not known yet (creation-defer-length), the raw Upload-Metadata to echo,
+  -- and concatenation: 'partial', or 'final;<urls>' with the partial ids in order in parts (JSON).
+  ALTER TABLE uploads ADD COLUMN length_deferred INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE uploads ADD COLUMN tus_metadata TEXT;
+  ALTER TABLE uploads ADD COLUMN concat TEXT;
+  ALTER TABLE uploads ADD COLUMN parts TEXT;
+  CREATE INDEX uploads_finals ON uploads (status) WHERE concat LIKE 'final%';
+  `,
 ];

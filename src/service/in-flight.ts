@@ -31,11 +31,13 @@ export class InFlight {
 
   /**
    * @param evict ends the holder's request; called if another writer takes over.
+   * @param takeoverAfterMs how long the holder must have been silent to be taken over (0: always,
+   *   the newest request wins, as tus clients that resume after a network error expect).
    */
-  async acquire(key: string, evict: () => void): Promise<Writer> {
+  async acquire(key: string, evict: () => void, takeoverAfterMs = this.takeoverAfterMs): Promise<Writer> {
     const current = this.entries.get(key);
     if (current) {
-      if (this.now() - current.lastActivity < this.takeoverAfterMs) {
+      if (this.now() - current.lastActivity < takeoverAfterMs) {
         throw new SluiceError('chunk_in_progress', 'another request is sending this chunk right now; retry when it has finished');
       }
       current.evict();

@@ -1,5 +1,5 @@
-import { createHash, randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../config.js';
 import { SluiceError, isSluiceError } from '../errors.js';
@@ -8,6 +8,7 @@ import type { Download, FileStore } from '../storage/file-store.js';
 import type { StagingArea } from '../storage/staging-area.js';
 import { chunkSpan, spanForRange, totalChunks, type Span } from './chunk-grid.js';
 import { InFlight } from './in-flight.js';
+import { hashStream, writeBody } from './body-writer.js';
 import { verifying } from './verifying-stream.js';
 
 export interface CreateUploadInput {
@@ -29,6 +30,48 @@ export interface ChunkBody {
   declaredLength?: number | undefined;
   /** Client-supplied SHA-256 of the chunk, lowercase hex. */
   sha256?: string | undefined;
+}
+
+export interface StreamUploadInput {
+  fileName: string;
+  contentType: string;
+  metadata: Record<string, string>;
+  /** undefined: the length is deferred. */
+  size: number | undefined;
+  /** The client's Upload-Metadata header, echoed as received. */
+  tusMetadata: string | null;
+  partial: boolean;
+}
+
+export interface ConcatInput {
+  fileName: string;
+  contentType: string;
+  metadata: Record<string, string>;
+  tusMetadata: string | null;
+  /** The Upload-Concat value, echoed as received. */
+  concat: string;
+}
+
+export interface BodyChecksum {
+  algorithm: string;
+  digest: Buffer;
+}
+
+/** Algorithms a trailer may name; all are computed while the body streams, one is checked. */
+const TRAILER_ALGORITHMS = ['sha1', 'md5', 'sha256'];
+
+export interface AppendRequest {
+  /** Where the client says the bytes go: must be the upload's current end. */
+  offset: number;
+  stream: Readable;
+  declaredLength?: number | undefined;
+  /** The upload's length, when the client sends it (required once for a deferred length). */
+  length?: number | undefined;
+  /**
+   * A checksum of the whole body (tus checksum extension): node algorithm name and digest, or a
+   * function that reads it from the request's trailer once the body has ended (checksum-trailer).
+   */
+  checksum?: BodyChecksum | { trailer: () => BodyChecksum } | undefined;
 }
 
 export interface ChunkReceipt {
@@ -64,6 +107,12 @@ export class UploadService {
   private readonly finishing = new Map<string, Promise<Upload>>();
   /** Bytes verified and handed to the store so far, per finishing upload (for status). */
   private readonly finishBytes = new Map<string, number>();
+  /**
+   * Running whole-file SHA-256 of uploads whose bytes arrived in order from offset 0 (tus appends),
+   * so that finishing needs no extra read to learn the digest. Memory only: after a restart the
+   * digest is computed by reading the file once.
+   */
+  private readonly running = new Map<string, { hash: Hash; upTo: number }>();
 
   constructor(deps: ServiceDeps) {
     this.config = deps.config;
@@ -77,16 +126,7 @@ export class UploadService {
 
   async create(owner: string, input: CreateUploadInput): Promise<Upload> {
     const { config } = this;
-    // file_name is metadata only (paths come from the id), but it must be safe to echo back in
-    // headers and listings: at most 255 bytes of UTF-8, no control characters.
-    if (Buffer.byteLength(input.fileName, 'utf8') > 255 || CONTROL_CHARS.test(input.fileName) || input.fileName.length === 0) {
-      throw new SluiceError('invalid_request', 'file_name must be 1 to 255 bytes of UTF-8 without control characters');
-    }
-    if (input.size > config.maxUploadSize) {
-      throw new SluiceError('upload_too_large', `size ${input.size} exceeds the maximum of ${config.maxUploadSize} bytes`, {
-        max_upload_size: config.maxUploadSize,
-      });
-    }
+    this.checkNew(input.fileName, input.size);
     const chunkSize = input.chunkSize ?? config.defaultChunkSize;
     if (chunkSize < config.minChunkSize || chunkSize > config.maxChunkSize) {
       throw new SluiceError('chunk_size_out_of_range', `chunk_size must be between ${config.minChunkSize} and ${config.maxChunkSize} bytes`, {
@@ -124,6 +164,20 @@ export class UploadService {
     }
   }
 
+  /** Rules every new upload follows, whatever the protocol. */
+  private checkNew(fileName: string, size: number | undefined): void {
+    // file_name is metadata only (paths come from the id), but it must be safe to echo back in
+    // headers and listings: at most 255 bytes of UTF-8, no control characters.
+    if (Buffer.byteLength(fileName, 'utf8') > 255 || CONTROL_CHARS.test(fileName) || fileName.length === 0) {
+      throw new SluiceError('invalid_request', 'file_name must be 1 to 255 bytes of UTF-8 without control characters');
+    }
+    if (size !== undefined && size > this.config.maxUploadSize) {
+      throw new SluiceError('upload_too_large', `size ${size} exceeds the maximum of ${this.config.maxUploadSize} bytes`, {
+        max_upload_size: this.config.maxUploadSize,
+      });
+    }
+  }
+
   /** The upload as its owner sees it; another owner's upload is indistinguishable from none. */
   get(owner: string, id: string): Upload {
     const upload = this.ledger.getUpload(id);
@@ -142,7 +196,8 @@ export class UploadService {
   }
 
   missingChunks(upload: Upload, limit?: number): number[] {
-    if (upload.status === 'completed') return [];
+    // tus uploads grow at their end: there is no grid of chunks to be missing.
+    if (upload.status === 'completed' || upload.protocol !== 'native') return [];
     return this.ledger.missingChunks(upload.id, upload.totalChunks, limit);
   }
 
@@ -171,9 +226,22 @@ export class UploadService {
           index: span.index,
         });
       }
-      const sha256 = existing
-        ? await this.hashOnly(body.stream, span, writer.touch)
-        : await this.writeDurably(id, body.stream, span, writer.touch);
+      // A recorded chunk is only hashed (to tell a retry from a conflict), never rewritten.
+      const fh = existing ? null : await this.staging.openForWrite(id);
+      let written;
+      try {
+        written = await writeBody(fh, body.stream, { offset: span.offset, max: span.length, touch: writer.touch });
+      } finally {
+        await fh?.close();
+      }
+      // A chunk is all or nothing: a body cut short leaves nothing recorded.
+      if (written.error !== undefined) throw written.error;
+      if (written.overflow || written.bytes !== span.length) {
+        throw new SluiceError('chunk_length_mismatch', `chunk ${span.index} is ${span.length} bytes, the body ${written.overflow ? 'is longer' : `had ${written.bytes}`}`, {
+          expected_length: span.length,
+        });
+      }
+      const sha256 = written.sha256;
       if (body.sha256 !== undefined && body.sha256 !== sha256) {
         throw new SluiceError('checksum_mismatch', `chunk ${span.index} hashes to ${sha256}, the client sent ${body.sha256}`, {
           index: span.index,
@@ -223,6 +291,7 @@ export class UploadService {
     const running = this.finishing.get(id);
     if (running) return { upload, done: running };
     if (upload.status !== 'uploading') throw notWritable(upload);
+    requireNative(upload);
 
     if (sha256 !== undefined && upload.expectedSha256 !== null && sha256 !== upload.expectedSha256) {
       throw new SluiceError('invalid_request', `sha256 differs from the one given when the upload was created (${upload.expectedSha256})`);
@@ -240,12 +309,7 @@ export class UploadService {
       // Another request moved it first: join its job, or report the state it reached.
       return this.startFinish(owner, id, sha256);
     }
-    const done = this.publish(upload, expected).finally(() => {
-      this.finishing.delete(id);
-      this.finishBytes.delete(id);
-    });
-    done.catch(() => {}); // callers that wait see the error; nobody waiting must not crash the process
-    this.finishing.set(id, done);
+    const done = this.startPublish(upload, expected);
     return { upload: this.ledger.getUpload(id) as Upload, done };
   }
 
@@ -256,29 +320,65 @@ export class UploadService {
     return upload.size === 0 ? 0 : bytes / upload.size;
   }
 
-  private async publish(upload: Upload, sha256: string): Promise<Upload> {
+  /**
+   * Where an upload's bytes are read from when it is published: its own staging file, or - for a
+   * final (concatenated) upload - its partial uploads' staging files in order, with no copy made.
+   */
+  private sourceOf(upload: Upload): { stagingPath: string | null; open(): Readable } {
+    const parts = upload.parts;
+    if (parts) {
+      const staging = this.staging;
+      return {
+        stagingPath: null,
+        open: () =>
+          Readable.from(
+            (async function* () {
+              for (const part of parts) yield* staging.openForRead(part);
+            })(),
+            { objectMode: false },
+          ),
+      };
+    }
+    return { stagingPath: this.staging.pathOf(upload.id), open: () => this.staging.openForRead(upload.id) };
+  }
+
+  /**
+   * Publishes a `finishing` upload. `sha256` is the digest the bytes must have; when it is not known
+   * (a tus upload after a restart lost its running hash) one read computes it first. The publishing
+   * read verifies it again, so the store only ever receives bytes that match the recorded digest.
+   */
+  private async publish(upload: Upload, sha256: string | null): Promise<Upload> {
     const { id } = upload;
     const started = this.now();
+    const source = this.sourceOf(upload);
     try {
+      const expected = sha256 ?? (await hashStream(source.open()));
       const location = await this.store.publish({
         id,
-        stagingPath: this.staging.pathOf(id),
+        stagingPath: source.stagingPath,
         size: upload.size,
         fileName: upload.fileName,
         contentType: upload.contentType,
-        sha256,
-        open: () => verifying(this.staging.openForRead(id), sha256, upload.size, (n) => this.finishBytes.set(id, n)),
+        sha256: expected,
+        open: () => verifying(source.open(), expected, upload.size, (n) => this.finishBytes.set(id, n)),
       });
-      this.ledger.markCompleted(id, sha256, location, this.now());
+      this.ledger.markCompleted(id, expected, location, this.now());
       await this.staging.remove(id);
+      for (const part of upload.parts ?? []) {
+        // The partial uploads' bytes now live in the final upload: release them.
+        this.ledger.consumePartial(part, location, this.now());
+        await this.staging.remove(part);
+      }
+      this.running.delete(id);
       this.log.info({ uploadId: id, size: upload.size, ms: this.now() - started, event: 'upload_completed' }, 'upload completed');
       return this.ledger.getUpload(id) as Upload;
     } catch (err) {
       if (isSluiceError(err) && err.code === 'file_checksum_mismatch') {
-        // The bytes are wrong and can never become right: fail the upload and drop the staging file.
+        // The bytes are wrong and can never become right: fail the upload and drop its staging file.
         this.ledger.markFailed(id, err.message, this.now());
         this.ledger.deleteChunks(id);
         await this.staging.remove(id);
+        this.running.delete(id);
         this.log.warn({ uploadId: id, event: 'upload_failed' }, err.message);
         throw err;
       }
@@ -289,6 +389,251 @@ export class UploadService {
     }
   }
 
+  /**
+   * Starts publishing an upload (or joins the job already running) and returns the job. The job
+   * belongs to the service: nobody waiting for it does not cancel it, and its failure is handled.
+   */
+  private startPublish(upload: Upload, sha256: string | null): Promise<Upload> {
+    const { id } = upload;
+    const done = this.publish(upload, sha256).finally(() => {
+      this.finishing.delete(id);
+      this.finishBytes.delete(id);
+    });
+    done.catch(() => {}); // callers that wait see the error; nobody waiting must not crash the process
+    this.finishing.set(id, done);
+    return done;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Uploads that grow at their end (tus). Same ledger, same staging file, same publishing.
+
+  /**
+   * Creates an upload whose bytes are appended in order. `size` undefined defers the length
+   * (tus creation-defer-length): the staging file then grows as bytes arrive.
+   */
+  async createStream(owner: string, input: StreamUploadInput): Promise<Upload> {
+    this.checkNew(input.fileName, input.size);
+    const id = randomUUID();
+    const now = this.now();
+    await this.staging.create(id, input.size ?? 0);
+    try {
+      return this.ledger.createUpload({
+        id,
+        owner,
+        protocol: 'tus',
+        fileName: input.fileName,
+        contentType: input.contentType,
+        metadata: input.metadata,
+        size: input.size ?? 0,
+        chunkSize: Math.max(input.size ?? 1, 1),
+        totalChunks: 0,
+        expectedSha256: null,
+        createdAt: now,
+        expiresAt: now + this.config.uploadTtlMs,
+        lengthDeferred: input.size === undefined,
+        tusMetadata: input.tusMetadata,
+        concat: input.partial ? 'partial' : null,
+      });
+    } catch (err) {
+      await this.staging.remove(id);
+      throw err;
+    }
+  }
+
+  /**
+   * Creates a final upload that concatenates partial uploads in order (tus concatenation). It has
+   * no bytes of its own; it is published, straight from the partials' files, once they are all
+   * complete - now, or when the last one completes (concatenation-unfinished).
+   */
+  async createConcatenation(owner: string, partIds: string[], input: ConcatInput): Promise<Upload> {
+    this.checkNew(input.fileName, undefined);
+    if (partIds.length === 0) throw new SluiceError('invalid_request', 'a final upload needs at least one partial upload');
+    if (new Set(partIds).size !== partIds.length) throw new SluiceError('invalid_request', 'a partial upload appears twice');
+    let size = 0;
+    for (const partId of partIds) {
+      const part = this.ledger.getUpload(partId);
+      if (!part || part.owner !== owner) throw new SluiceError('invalid_request', `no partial upload ${partId}`);
+      if (part.concat !== 'partial') throw new SluiceError('invalid_request', `upload ${partId} is not a partial upload`);
+      if (part.status !== 'uploading') throw new SluiceError('invalid_request', `partial upload ${partId} is ${part.status}`);
+      if (part.lengthDeferred) throw new SluiceError('invalid_request', `partial upload ${partId} has no length yet`);
+      size += part.size;
+    }
+    this.checkNew(input.fileName, size);
+    const now = this.now();
+    const upload = this.ledger.createUpload({
+      id: randomUUID(),
+      owner,
+      protocol: 'tus',
+      fileName: input.fileName,
+      contentType: input.contentType,
+      metadata: input.metadata,
+      size,
+      chunkSize: Math.max(size, 1),
+      totalChunks: 0,
+      expectedSha256: null,
+      createdAt: now,
+      expiresAt: now + this.config.uploadTtlMs,
+      tusMetadata: input.tusMetadata,
+      concat: input.concat,
+      parts: partIds,
+    });
+    return this.publishIfComplete(upload.id);
+  }
+
+  /** True when every byte of the upload (or of all its partials) has been received. */
+  hasAllBytes(upload: Upload): boolean {
+    if (upload.parts) {
+      return upload.parts.every((partId) => {
+        const part = this.ledger.getUpload(partId);
+        return part !== undefined && part.status === 'uploading' && !part.lengthDeferred && part.bytesReceived === part.size;
+      });
+    }
+    return !upload.lengthDeferred && upload.bytesReceived === upload.size;
+  }
+
+  /**
+   * Appends bytes at `offset`, which must be the upload's current end. What arrives is written and
+   * made durable; bytes of a request that is cut short still count (tus semantics) - unless the
+   * client sent a checksum, which the partial body cannot match, so then nothing is recorded. A
+   * newer request for the same upload takes over from an older one still attached to a dead
+   * connection. When the last byte arrives the upload is published before this returns.
+   */
+  async append(owner: string, id: string, req: AppendRequest): Promise<Upload> {
+    let upload = await this.status(owner, id);
+    if (upload.protocol !== 'tus') throw new SluiceError('not_found', `upload ${id} was created with the native API`);
+    if (upload.parts) throw new SluiceError('concat_final_immutable', 'a final upload is made of its partial uploads and takes no bytes itself');
+    if (upload.status !== 'uploading') {
+      if (upload.status === 'completed' && req.offset !== upload.size) {
+        throw new SluiceError('offset_mismatch', `the upload is complete at offset ${upload.size}`, { offset: upload.size });
+      }
+      throw notWritable(upload);
+    }
+    if (req.length !== undefined) upload = await this.fixLength(upload, req.length);
+
+    const writer = await this.inFlight.acquire(
+      `${id}:append`,
+      () => req.stream.destroy(new SluiceError('offset_mismatch', 'taken over by a newer request for the same upload')),
+      0,
+    );
+    try {
+      // Read again: a request that was just taken over may have recorded its durable bytes.
+      upload = this.ledger.getUpload(id) as Upload;
+      if (upload.status !== 'uploading') throw notWritable(upload);
+      if (req.offset !== upload.bytesReceived) {
+        throw new SluiceError('offset_mismatch', `Upload-Offset is ${req.offset}, the upload is at ${upload.bytesReceived}`, { offset: upload.bytesReceived });
+      }
+      const room = (upload.lengthDeferred ? this.config.maxUploadSize : upload.size) - req.offset;
+      if (req.declaredLength !== undefined && req.declaredLength > room) {
+        throw new SluiceError('upload_too_large', `the body (${req.declaredLength} bytes) runs past the end of the upload (${room} bytes left)`);
+      }
+      const running = this.running.get(id);
+      const candidate = running?.upTo === req.offset ? running.hash.copy() : req.offset === 0 ? createHash('sha256') : undefined;
+      const checks = new Map<string, Hash>();
+      if (req.checksum) {
+        for (const algorithm of 'trailer' in req.checksum ? TRAILER_ALGORITHMS : [req.checksum.algorithm]) checks.set(algorithm, createHash(algorithm));
+      }
+      const fh = await this.staging.openForWrite(id);
+      let written;
+      try {
+        written = await writeBody(fh, req.stream, {
+          offset: req.offset,
+          max: room,
+          touch: writer.touch,
+          also: [...(candidate ? [candidate] : []), ...checks.values()],
+        });
+      } finally {
+        await fh.close();
+      }
+      if (req.checksum) {
+        // tus checksum: "the uploaded chunk MUST be discarded, and the upload and its offset MUST NOT be updated"
+        if (written.error !== undefined) throw written.error;
+        const expected = 'trailer' in req.checksum ? req.checksum.trailer() : req.checksum;
+        const digest = checks.get(expected.algorithm)?.digest();
+        if (!digest) throw new SluiceError('checksum_algorithm_unsupported', `checksum algorithm ${expected.algorithm} is not supported`);
+        if (!digest.equals(expected.digest)) {
+          throw new SluiceError('checksum_mismatch', `the body's ${expected.algorithm} is ${digest.toString('base64')}`);
+        }
+      }
+      if (written.bytes > 0) {
+        const result = this.ledger.recordExtent(id, { offset: req.offset, length: written.bytes, sha256: written.sha256 }, this.now());
+        if (result.kind === 'offset_moved') throw new SluiceError('offset_mismatch', 'the upload moved on meanwhile', { offset: result.upload.bytesReceived });
+        if (result.kind === 'not_writable') throw notWritable(result.upload ?? upload);
+        upload = result.upload;
+        if (candidate) this.running.set(id, { hash: candidate, upTo: upload.bytesReceived });
+      }
+      if (written.error !== undefined) throw written.error;
+      if (written.overflow) throw new SluiceError('upload_too_large', `the body runs past the end of the upload (${room} bytes left)`);
+    } finally {
+      writer.release();
+    }
+    if (this.hasAllBytes(upload)) {
+      if (upload.concat === 'partial') {
+        for (const finalId of this.ledger.finalsUsing(id)) await this.publishIfComplete(finalId);
+        return this.ledger.getUpload(id) as Upload;
+      }
+      return this.publishIfComplete(id);
+    }
+    return upload;
+  }
+
+  /** Sets a deferred length once the client knows it; a known length can only be repeated. */
+  private async fixLength(upload: Upload, length: number): Promise<Upload> {
+    if (!upload.lengthDeferred) {
+      if (length !== upload.size) throw new SluiceError('invalid_request', `Upload-Length is ${upload.size} and cannot change`);
+      return upload;
+    }
+    this.checkNew(upload.fileName, length);
+    if (length < upload.bytesReceived) throw new SluiceError('invalid_request', `Upload-Length ${length} is less than the ${upload.bytesReceived} bytes already received`);
+    if (!this.ledger.setLength(upload.id, length, this.now())) return this.ledger.getUpload(upload.id) as Upload;
+    await this.staging.resize(upload.id, length);
+    return this.ledger.getUpload(upload.id) as Upload;
+  }
+
+  /**
+   * Publishes an upload that has all its bytes (joining a job already running); otherwise returns it
+   * as it is. The digest comes from the running hash when the bytes arrived in order.
+   */
+  async publishIfComplete(id: string): Promise<Upload> {
+    const joined = this.finishing.get(id);
+    if (joined) return joined;
+    const upload = this.ledger.getUpload(id);
+    if (!upload || upload.status !== 'uploading' || !this.hasAllBytes(upload)) return upload as Upload;
+    if (!this.ledger.transition(id, 'uploading', 'finishing', this.now())) return this.finishing.get(id) ?? (this.ledger.getUpload(id) as Upload);
+    const running = this.running.get(id);
+    const digest = running?.upTo === upload.size ? running.hash.copy().digest('hex') : null;
+    return this.startPublish(this.ledger.getUpload(id) as Upload, digest);
+  }
+
+  /**
+   * tus termination: an unfinished upload is aborted; a completed one has its stored file removed.
+   * Either way the upload is gone for all later requests.
+   */
+  async terminate(owner: string, id: string): Promise<void> {
+    const upload = await this.status(owner, id);
+    if (upload.status === 'completed' && upload.location && upload.concat !== 'partial') {
+      if (!this.ledger.terminateCompleted(id, this.now())) throw notWritable(this.get(owner, id));
+      await this.store.delete(upload.location);
+      this.log.info({ uploadId: id, event: 'upload_terminated' }, 'completed upload terminated');
+      return;
+    }
+    if (upload.status === 'failed' && this.ledger.transition(id, 'failed', 'aborted', this.now())) return;
+    await this.abort(owner, id);
+  }
+
+  /** Publishes tus uploads that have every byte but were not published (a store outage, a crash). */
+  async retryPublishing(): Promise<number> {
+    let started = 0;
+    for (const id of this.ledger.awaitingPublish()) {
+      if (this.finishing.has(id)) continue;
+      const upload = this.ledger.getUpload(id);
+      if (!upload || !this.hasAllBytes(upload)) continue;
+      started++;
+      await this.publishIfComplete(id).catch((err: unknown) => this.log.warn({ uploadId: id, err, event: 'publish_retry_failed' }, 'publishing again failed'));
+    }
+    return started;
+  }
+
+
   /** Aborts an upload that is still being uploaded; aborting an aborted upload is a no-op. */
   async abort(owner: string, id: string): Promise<void> {
     const upload = await this.status(owner, id);
@@ -298,6 +643,7 @@ export class UploadService {
       throw notWritable(this.get(owner, id));
     }
     this.ledger.deleteChunks(id);
+    this.running.delete(id);
     await this.staging.remove(id);
     this.log.info({ uploadId: id, event: 'upload_aborted' }, 'upload aborted');
   }
@@ -319,6 +665,7 @@ export class UploadService {
   async expire(id: string): Promise<boolean> {
     if (!this.ledger.transition(id, 'uploading', 'expired', this.now())) return false;
     this.ledger.deleteChunks(id);
+    this.running.delete(id);
     await this.staging.remove(id);
     this.log.info({ uploadId: id, event: 'upload_expired' }, 'upload expired');
     return true;
@@ -354,6 +701,7 @@ export class UploadService {
   private async requireWritable(owner: string, id: string): Promise<Upload> {
     const upload = await this.status(owner, id);
     if (upload.status !== 'uploading') throw notWritable(upload);
+    requireNative(upload);
     return upload;
   }
 
@@ -375,59 +723,18 @@ export class UploadService {
     }
     return span;
   }
-
-  /** Reads a body of exactly `span.length` bytes; a body that runs over is cut off at once. */
-  private async *exactly(stream: Readable, span: Span, touch: () => void): AsyncGenerator<Buffer> {
-    let received = 0;
-    // destroyOnReturn: false keeps the socket alive when we stop early, so the 400 can still be sent.
-    for await (const buf of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-      touch();
-      received += buf.length;
-      if (received > span.length) {
-        throw new SluiceError('chunk_length_mismatch', `chunk ${span.index} is ${span.length} bytes and the body is longer`, {
-          expected_length: span.length,
-        });
-      }
-      yield buf;
-    }
-    if (received !== span.length) {
-      throw new SluiceError('chunk_length_mismatch', `chunk ${span.index} is ${span.length} bytes, the body had ${received}`, {
-        expected_length: span.length,
-      });
-    }
-  }
-
-  private async hashOnly(stream: Readable, span: Span, touch: () => void): Promise<string> {
-    const hash = createHash('sha256');
-    for await (const buf of this.exactly(stream, span, touch)) hash.update(buf);
-    return hash.digest('hex');
-  }
-
-  private async writeDurably(id: string, stream: Readable, span: Span, touch: () => void): Promise<string> {
-    const hash = createHash('sha256');
-    const fh = await this.staging.openForWrite(id);
-    try {
-      let position = span.offset;
-      for await (const buf of this.exactly(stream, span, touch)) {
-        hash.update(buf);
-        let written = 0;
-        while (written < buf.length) {
-          const { bytesWritten } = await fh.write(buf, written, buf.length - written, position + written);
-          written += bytesWritten;
-        }
-        position += buf.length;
-      }
-      // Durable before it is recorded: the ledger must never count bytes a crash could lose.
-      await fh.datasync();
-    } finally {
-      await fh.close();
-    }
-    return hash.digest('hex');
-  }
 }
 
 // C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
+function requireNative(upload: Upload): void {
+  if (upload.protocol !== 'native') {
+    throw new SluiceError('upload_not_writable', `upload ${upload.id} is a ${upload.protocol} upload: it is written and finished through its ${upload.protocol} URL`, {
+      upload_status: upload.status,
+    });
+  }
+}
 
 function notWritable(upload: Upload): SluiceError {
   if (upload.status === 'expired') return new SluiceError('upload_expired', `upload ${upload.id} expired`);

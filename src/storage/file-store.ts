@@ -5,8 +5,12 @@ import type { StoredLocation } from '../ledger/ledger.js';
 export interface PublishInput {
   /** Upload id; stores derive object names from it, never from the client's file name alone. */
   id: string;
-  /** The staging file; a store on the same disk may take ownership of it with a rename. */
-  stagingPath: string;
+  /**
+   * The staging file holding exactly these bytes, which a store on the same disk may take over with
+   * a rename; null when the bytes come from several files (a concatenated upload) and the store
+   * must write what `open()` yields.
+   */
+  stagingPath: string | null;
   size: number;
   fileName: string;
   contentType: string;

@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
@@ -30,10 +30,25 @@ export class LocalStore implements FileStore {
   }
 
   async publish(input: PublishInput): Promise<StoredLocation> {
-    // Drain the verifying stream: it errors (and we publish nothing) if the bytes do not match.
-    await pipeline(input.open(), new Writable({ write: (_chunk, _enc, cb) => cb() }));
     const relative = path.posix.join('files', input.id);
     const target = path.join(this.dataDir, relative);
+    if (input.stagingPath === null) {
+      // Several source files: write them once into a hidden file, then rename it into place.
+      const tmp = path.join(this.filesDir, `.incoming-${input.id}`);
+      try {
+        await pipeline(input.open(), createWriteStream(tmp, { flags: 'w', mode: 0o600 }));
+        const fh = await fs.open(tmp, 'r');
+        await fh.sync().finally(() => fh.close());
+        await fs.rename(tmp, target);
+      } catch (err) {
+        await fs.rm(tmp, { force: true });
+        throw err;
+      }
+      await syncDir(this.filesDir);
+      return { backend: 'local', path: relative };
+    }
+    // Drain the verifying stream: it errors (and we publish nothing) if the bytes do not match.
+    await pipeline(input.open(), new Writable({ write: (_chunk, _enc, cb) => cb() }));
     await fs.rename(input.stagingPath, target);
     await syncDir(this.filesDir);
     await syncDir(path.dirname(input.stagingPath));

@@ -42,6 +42,17 @@ export class StagingArea {
     await syncDir(this.dir);
   }
 
+  /** Sets the staging file's length once a deferred length is known (bytes already there stay). */
+  async resize(id: string, size: number): Promise<void> {
+    const fh = await fs.open(this.pathOf(id), fsc.O_RDWR);
+    try {
+      await fh.truncate(size);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
   /** Opens the staging file for positional writes; the caller closes the handle. */
   openForWrite(id: string): Promise<FileHandle> {
     return fs.open(this.pathOf(id), fsc.O_RDWR);

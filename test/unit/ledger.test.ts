@@ -22,7 +22,7 @@ t.test('schema: WAL, synchronous FULL, migrations versioned', async (t) => {
   const { db } = await ledger(t);
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
   t.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL');
-  t.equal(db.pragma('user_version', { simple: true }), 1);
+  t.equal(db.pragma('user_version', { simple: true }), 2);
 });
 
 t.test('recordChunk: recorded, duplicate, conflict; counters move once', async (t) => {

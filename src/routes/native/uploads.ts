@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { SluiceError } from '../../errors.js';
 import type { UploadService } from '../../service/upload-service.js';
-import { absoluteUrl } from '../../http/urls.js';
+import { absoluteUrl, type UrlOptions } from '../../http/urls.js';
 import { decodeCursor, encodeCursor, presentUpload } from './present.js';
 import {
   CreateUploadBody,
@@ -19,13 +19,13 @@ import {
 
 export interface NativeRouteOptions {
   service: UploadService;
-  publicUrl: string | undefined;
+  urls: UrlOptions;
 }
 
 const problems = { 400: Problem, 404: Problem, 409: Problem, 410: Problem, 413: Problem, 422: Problem, 503: Problem };
 
 /** Create, inspect, list, finish and abort uploads: thin translations to the upload service. */
-export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async (app, { service, publicUrl }) => {
+export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async (app, { service, urls }) => {
   app.post(
     '/v1/uploads',
     { schema: { tags: ['uploads'], summary: 'Create an upload session', body: CreateUploadBody, response: { 201: CreatedUpload, ...problems } } },
@@ -40,7 +40,7 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
         metadata: b.metadata,
       });
       request.log = request.log.child({ uploadId: upload.id });
-      const url = absoluteUrl(request, publicUrl, `/v1/uploads/${upload.id}`);
+      const url = absoluteUrl(request, urls, `/v1/uploads/${upload.id}`);
       return reply.code(201).header('location', url).send({ ...presentUpload(upload), upload_url: url });
     },
   );
@@ -99,7 +99,7 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
       if (upload.status !== 'completed' && /(^|[,;\s])respond-async([,;\s]|$)/i.test(String(request.headers.prefer ?? ''))) {
         return reply
           .code(202)
-          .header('location', absoluteUrl(request, publicUrl, `/v1/uploads/${upload.id}`))
+          .header('location', absoluteUrl(request, urls, `/v1/uploads/${upload.id}`))
           .header('preference-applied', 'respond-async')
           .send(presentUpload(upload));
       }

@@ -1,0 +1,31 @@
+import http from 'node:http';
+import type { Config } from '../config.js';
+import { METHOD_OVERRIDE } from '../routes/tus/tus-headers.js';
+
+const OVERRIDABLE = new Set(['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);
+
+/**
+ * The HTTP server, created here so that two things happen before Fastify routes a request:
+ *
+ * - tus: "The X-HTTP-Method-Override request header MUST be a string which MUST be interpreted as
+ *   the request's method by the Server, if the header is presented. The actual method of the
+ *   request MUST be ignored." Applied to the tus endpoint only.
+ * - the timeouts Fastify would otherwise set itself: a socket silent for IDLE_TIMEOUT is closed,
+ *   and a request body may take as long as it needs while bytes keep flowing.
+ */
+export function serverFactory(config: Config) {
+  return (handler: http.RequestListener): http.Server => {
+    const server = http.createServer((req, res) => {
+      const override = req.headers[METHOD_OVERRIDE];
+      if (typeof override === 'string' && req.url?.startsWith(`${config.tusPath}`)) {
+        const method = override.trim().toUpperCase();
+        if (OVERRIDABLE.has(method)) req.method = method;
+      }
+      handler(req, res);
+    });
+    server.setTimeout(config.idleTimeoutMs);
+    server.keepAliveTimeout = 72_000;
+    server.requestTimeout = 0;
+    return server;
+  };
+}

@@ -1,0 +1,236 @@
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { SluiceError } from '../../errors.js';
+import { logRequestError, toSluiceError } from '../../http/error-handler.js';
+import { absoluteUrl, type UrlOptions } from '../../http/urls.js';
+import type { Upload } from '../../ledger/ledger.js';
+import type { UploadService } from '../../service/upload-service.js';
+import {
+  CHECKSUM_ALGORITHMS,
+  OFFSET_OCTET_STREAM,
+  TUS_RESUMABLE,
+  TUS_VERSION,
+  UPLOAD_CONCAT,
+  UPLOAD_DEFER_LENGTH,
+  UPLOAD_EXPIRES,
+  UPLOAD_LENGTH,
+  UPLOAD_METADATA,
+  UPLOAD_OFFSET,
+  checksumValue,
+  idFromUrl,
+  nonNegativeInteger,
+  parseChecksum,
+  parseConcat,
+  parseMetadata,
+} from './tus-headers.js';
+
+export interface TusRouteOptions {
+  service: UploadService;
+  tusPath: string;
+  maxUploadSize: number;
+  urls: UrlOptions;
+}
+
+/**
+ * What this server implements; Tus-Extension is derived from it. "If the Server supports this
+ * extension, it MUST add `<name>` to the `Tus-Extension` header."
+ */
+export const TUS_EXTENSIONS = [
+  'creation',
+  'creation-with-upload',
+  'creation-defer-length',
+  'termination',
+  'checksum',
+  'checksum-trailer',
+  'expiration',
+  'concatenation',
+  'concatenation-unfinished',
+] as const;
+
+/** Statuses the tus protocol defines differently from the native API for the same condition. */
+const TUS_STATUS: Partial<Record<SluiceError['code'], number>> = {
+  checksum_mismatch: 460, // "460 Checksum Mismatch"
+};
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const MIME = /^[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+$/;
+
+/**
+ * The tus 1.0.0 endpoint: a thin adapter from tus requests to the upload service. Bodies are left
+ * unread by the content-type parser and streamed by the service.
+ */
+export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { service, tusPath, maxUploadSize, urls }) => {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null));
+
+  app.setErrorHandler((raw, request, reply) => {
+    const err = toSluiceError(raw);
+    if (!logRequestError(request, reply, raw, err)) return reply;
+    // "[...] it MUST respond with the 412 Precondition Failed status and MUST include the Tus-Version header"
+    if (err.code === 'tus_version_unsupported') reply.header('tus-version', TUS_VERSION);
+    if (!request.raw.complete) reply.header('connection', 'close');
+    reply.header('tus-resumable', TUS_VERSION).code(TUS_STATUS[err.code] ?? err.status);
+    if (request.method === 'HEAD') return reply.send();
+    return reply.type('text/plain; charset=utf-8').send(`${err.code}: ${err.message}\n`);
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    // "The Tus-Resumable header MUST be included in every request and response except for OPTIONS requests."
+    reply.header('tus-resumable', TUS_VERSION);
+    if (request.method === 'OPTIONS') return; // "the Server MUST ignore the header"
+    const version = request.headers[TUS_RESUMABLE];
+    if (version !== TUS_VERSION) {
+      throw new SluiceError('tus_version_unsupported', version === undefined ? 'Tus-Resumable is required' : `Tus-Resumable ${String(version)} is not supported`);
+    }
+  });
+
+  const options = async (_request: FastifyRequest, reply: FastifyReply) =>
+    reply
+      .code(204)
+      .header('tus-version', TUS_VERSION)
+      .header('tus-extension', TUS_EXTENSIONS.join(','))
+      .header('tus-max-size', String(maxUploadSize))
+      .header('tus-checksum-algorithm', Object.keys(CHECKSUM_ALGORITHMS).join(','))
+      .send();
+  app.options(tusPath, options);
+  app.options(`${tusPath}/:id`, options);
+
+  const uploadUrl = (request: FastifyRequest, id: string) => absoluteUrl(request, urls, `${tusPath}/${id}`);
+  const expires = (reply: FastifyReply, upload: Upload) => {
+    // "This header MUST be included in every PATCH response if the upload is going to expire."
+    if (upload.status === 'uploading') reply.header(UPLOAD_EXPIRES, new Date(upload.expiresAt).toUTCString());
+  };
+
+  app.post(tusPath, async (request, reply) => {
+    const h = request.headers;
+    const concat = parseConcat(h);
+    const meta = parseMetadata(h);
+    const values = meta?.values ?? {};
+    const fileName = values.filename || values.name || 'upload';
+    const declared = values.filetype || values.type;
+    const common = {
+      fileName,
+      contentType: declared && MIME.test(declared) ? declared : 'application/octet-stream',
+      metadata: values,
+      tusMetadata: meta?.raw ?? null,
+    };
+    const withBody = contentTypeOf(request) === OFFSET_OCTET_STREAM;
+
+    if (concat?.kind === 'final') {
+      // "The Client MUST NOT include the Upload-Length header in the final upload creation."
+      if (h[UPLOAD_LENGTH] !== undefined) throw new SluiceError('invalid_request', 'a final upload takes no Upload-Length');
+      if (withBody) throw new SluiceError('invalid_request', 'a final upload takes no body');
+      const ids = concat.urls.map((u) => idFromUrl(u, tusPath));
+      const upload = await service.createConcatenation(request.owner, ids, { ...common, concat: concat.raw });
+      request.log = request.log.child({ uploadId: upload.id });
+      expires(reply, upload);
+      return reply.code(201).header('location', uploadUrl(request, upload.id)).send();
+    }
+
+    const length = nonNegativeInteger(h, UPLOAD_LENGTH);
+    const defer = h[UPLOAD_DEFER_LENGTH];
+    // "If the Upload-Defer-Length header contains any other value than 1 the server should return 400"
+    if (defer !== undefined && defer !== '1') throw new SluiceError('invalid_request', 'Upload-Defer-Length must be 1');
+    if (defer !== undefined && length !== undefined) throw new SluiceError('invalid_request', 'send Upload-Length or Upload-Defer-Length, not both');
+    if (defer === undefined && length === undefined) throw new SluiceError('invalid_request', 'Upload-Length or Upload-Defer-Length: 1 is required');
+    if (!withBody && hasBody(request)) throw new SluiceError('unsupported_media_type', `a creation body must be ${OFFSET_OCTET_STREAM}`);
+
+    let upload = await service.createStream(request.owner, { ...common, size: length, partial: concat?.kind === 'partial' });
+    request.log = request.log.child({ uploadId: upload.id });
+    reply.header('location', uploadUrl(request, upload.id));
+    if (withBody) {
+      // creation-with-upload: "similar rules as for the PATCH request and response apply"
+      upload = await service.append(request.owner, upload.id, appendRequest(request, 0));
+      reply.header(UPLOAD_OFFSET, String(upload.bytesReceived));
+    }
+    expires(reply, upload);
+    return reply.code(201).send();
+  });
+
+  app.head(`${tusPath}/:id`, async (request, reply) => {
+    const upload = await tusUpload(service, request);
+    // "The Server MUST prevent the client and/or proxies from caching the response"
+    reply.header('cache-control', 'no-store');
+    const finalPending = upload.parts !== null && upload.status !== 'completed';
+    // "The response to a HEAD request for a final upload SHOULD NOT contain the Upload-Offset header
+    // unless the concatenation has been successfully finished."
+    if (!finalPending) reply.header(UPLOAD_OFFSET, String(upload.status === 'completed' ? upload.size : upload.bytesReceived));
+    if (upload.lengthDeferred) reply.header(UPLOAD_DEFER_LENGTH, '1');
+    else reply.header(UPLOAD_LENGTH, String(upload.size));
+    if (upload.tusMetadata !== null) reply.header(UPLOAD_METADATA, upload.tusMetadata);
+    if (upload.concat !== null) reply.header(UPLOAD_CONCAT, upload.concat);
+    expires(reply, upload);
+    if (upload.status === 'uploading' && upload.concat !== 'partial' && service.hasAllBytes(upload)) {
+      // Every byte is here but publishing failed earlier (a store outage): try again now.
+      void service.publishIfComplete(upload.id).catch((err: unknown) => request.log.warn({ err }, 'publishing again failed'));
+    }
+    return reply.code(200).send();
+  });
+
+  app.patch(`${tusPath}/:id`, async (request, reply) => {
+    // "All PATCH requests MUST use Content-Type: application/offset+octet-stream, otherwise the server SHOULD return 415"
+    if (contentTypeOf(request) !== OFFSET_OCTET_STREAM) {
+      throw new SluiceError('unsupported_media_type', `PATCH bodies must be ${OFFSET_OCTET_STREAM}`);
+    }
+    const offset = nonNegativeInteger(request.headers, UPLOAD_OFFSET);
+    if (offset === undefined) throw new SluiceError('invalid_request', 'Upload-Offset is required');
+    const id = uploadId(request);
+    const upload = await service.append(request.owner, id, appendRequest(request, offset));
+    expires(reply, upload);
+    return reply.code(204).header(UPLOAD_OFFSET, String(upload.bytesReceived)).send();
+  });
+
+  app.delete(`${tusPath}/:id`, async (request, reply) => {
+    await tusUpload(service, request);
+    await service.terminate(request.owner, uploadId(request));
+    return reply.code(204).send();
+  });
+};
+
+function uploadId(request: FastifyRequest): string {
+  const { id } = request.params as { id: string };
+  if (!UUID.test(id)) throw new SluiceError('not_found', 'no such upload');
+  return id;
+}
+
+/** The tus view of an upload: gone ones answer 404 (terminated) or 410 (expired, failed). */
+async function tusUpload(service: UploadService, request: FastifyRequest): Promise<Upload> {
+  const upload = await service.status(request.owner, uploadId(request));
+  if (upload.protocol !== 'tus') throw new SluiceError('not_found', 'this upload was created with the native API');
+  if (upload.status === 'aborted') throw new SluiceError('not_found', 'the upload was terminated');
+  if (upload.status === 'expired') throw new SluiceError('upload_expired');
+  if (upload.status === 'failed') throw new SluiceError('upload_expired', `the upload failed: ${upload.failure ?? ''}`);
+  return upload;
+}
+
+function appendRequest(request: FastifyRequest, offset: number) {
+  const h = request.headers;
+  const length = h['content-length'];
+  const chunked = h['transfer-encoding'] !== undefined;
+  let checksum = parseChecksum(h);
+  // checksum-trailer: the digest arrives after the body, announced by `Trailer: Upload-Checksum`.
+  const trailer = !checksum && /(^|,)\s*upload-checksum\s*(,|$)/i.test(String(h.trailer ?? '')) && chunked;
+  return {
+    offset,
+    stream: request.raw,
+    declaredLength: length === undefined || chunked ? undefined : Number(length),
+    length: nonNegativeInteger(h, UPLOAD_LENGTH),
+    checksum: trailer
+      ? {
+          trailer: () => {
+            const value = request.raw.trailers['upload-checksum'];
+            if (value === undefined) throw new SluiceError('invalid_request', 'the announced Upload-Checksum trailer did not arrive');
+            return (checksum = checksumValue(value));
+          },
+        }
+      : checksum,
+  };
+}
+
+function contentTypeOf(request: FastifyRequest): string | undefined {
+  return request.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+}
+
+function hasBody(request: FastifyRequest): boolean {
+  const length = request.headers['content-length'];
+  return request.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
