@@ -173,7 +173,7 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     }
     const offset = nonNegativeInteger(request.headers, UPLOAD_OFFSET);
     if (offset === undefined) throw new SluiceError('invalid_request', 'Upload-Offset is required');
-    const id = uploadId(request);
+    const { id } = await tusUpload(service, request);
     const upload = await service.append(request.owner, id, appendRequest(request, offset));
     expires(reply, upload);
     return reply.code(204).header(UPLOAD_OFFSET, String(upload.bytesReceived)).send();
