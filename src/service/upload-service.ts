@@ -72,6 +72,11 @@ export interface AppendRequest {
    * function that reads it from the request's trailer once the body has ended (checksum-trailer).
    */
   checksum?: BodyChecksum | { trailer: () => BodyChecksum } | undefined;
+  /**
+   * The body ends the upload (IETF `Upload-Complete: ?1`): a deferred length becomes the bytes
+   * received, and a known length must be reached exactly.
+   */
+  complete?: boolean | undefined;
 }
 
 export interface ChunkReceipt {
@@ -565,6 +570,12 @@ export class UploadService {
       if (written.overflow) throw new SluiceError('upload_too_large', `the body runs past the end of the upload (${room} bytes left)`);
     } finally {
       writer.release();
+    }
+    if (req.complete) {
+      if (upload.lengthDeferred) upload = await this.fixLength(upload, upload.bytesReceived);
+      else if (upload.bytesReceived !== upload.size) {
+        throw new SluiceError('invalid_request', `the upload was declared complete at ${upload.bytesReceived} of ${upload.size} bytes`, { offset: upload.bytesReceived });
+      }
     }
     if (this.hasAllBytes(upload)) {
       if (upload.concat === 'partial') {

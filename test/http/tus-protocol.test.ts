@@ -312,3 +312,40 @@ t.test('native uploads and tus uploads do not mix', async (t) => {
   const fin = await http('POST', `${s.url}/v1/uploads/${id}/finish`, { json: { sha256: sha256('abc') } });
   t.same([fin.status, fin.body.code], [409, 'upload_not_writable'], 'nor a native finish');
 });
+
+t.test('IETF draft (interop 6): 104 with Location before the body, Upload-Complete, HEAD 204, partial-upload appends', async (t) => {
+  const { s } = await server(t);
+  const I = { 'upload-draft-interop-version': '6' };
+  const host = new URL(s.url).host;
+  // A creation whose body is incomplete: the client learns the upload URL from the 104 at once.
+  const req = rawRequest(s.url, `POST /files HTTP/1.1\nHost: ${host}\nUpload-Draft-Interop-Version: 6\nUpload-Complete: ?1\nContent-Type: image/png\nContent-Length: 10\n`);
+  await req.start();
+  await req.send('hello');
+  await sleep(150);
+  const interim = /^HTTP\/1\.1 104 Upload Resumption Supported\r\nLocation: (\S+)\r\nupload-draft-interop-version: 6\r\n\r\n/.exec(req.received);
+  t.ok(interim, `104 received: ${JSON.stringify(req.received.slice(0, 120))}`);
+  const url = interim?.[1] as string;
+  req.socket.destroy();
+  await sleep(150);
+  const head = await http('HEAD', url, { headers: I });
+  t.same([head.status, head.headers['upload-offset'], head.headers['upload-complete'], head.headers['upload-length'], head.headers['cache-control']], [204, '5', '?0', '10', 'no-store']);
+  t.equal(head.headers['tus-resumable'], undefined, 'no tus headers for an IETF client');
+  t.match(head.headers['upload-limit'], /^max-size=\d+$/);
+  const wrongType = await http('PATCH', url, { headers: { ...I, 'upload-offset': '5', 'upload-complete': '?1', 'content-type': 'application/offset+octet-stream' }, body: 'world' });
+  t.equal(wrongType.status, 415, 'interop 6 appends are application/partial-upload');
+  const stale = await http('PATCH', url, { headers: { ...I, 'upload-offset': '0', 'upload-complete': '?1', 'content-type': 'application/partial-upload' }, body: 'world' });
+  t.equal(stale.status, 409);
+  const last = await http('PATCH', url, { headers: { ...I, 'upload-offset': '5', 'upload-complete': '?1', 'content-type': 'application/partial-upload' }, body: 'world' });
+  t.same([last.status, last.headers['upload-offset'], last.headers['upload-complete']], [200, '10', '?1']);
+  const id = url.split('/').pop() as string;
+  t.equal((await stored(s, id)).toString(), 'helloworld');
+  const native = await http('GET', `${s.url}/v1/uploads/${id}`);
+  t.same([native.body.content_type, native.body.status], ['image/png', 'completed'], 'the representation keeps its media type');
+
+  const oneShot = await http('POST', `${s.url}/files`, { headers: { ...I, 'upload-complete': '?1', 'content-type': 'text/plain', 'content-disposition': 'attachment; filename="note.txt"' }, body: 'all at once' });
+  t.same([oneShot.status, oneShot.headers['upload-offset'], oneShot.headers['upload-complete']], [200, '11', '?1'], 'a complete upload in one request');
+  const oneId = String(oneShot.headers.location).split('/').pop() as string;
+  t.equal((await http('GET', `${s.url}/v1/uploads/${oneId}`)).body.file_name, 'note.txt');
+  t.equal((await http('POST', `${s.url}/files`, { headers: { 'upload-draft-interop-version': '2', 'upload-complete': '?1' }, body: 'x' })).status, 400, 'unknown interop version');
+  t.equal((await http('POST', `${s.url}/files`, { headers: { ...I }, body: 'x' })).status, 400, 'Upload-Complete required');
+});

@@ -164,3 +164,43 @@ t.test('tus-js-client: a final upload is published once; a later HEAD still answ
   const head = await http('HEAD', url, { headers: { 'tus-resumable': '1.0.0' } });
   t.same([head.status, head.headers['upload-offset'], head.headers['upload-length']], [200, String(data.length), String(data.length)]);
 });
+
+for (const protocol of ['ietf-draft-05', 'ietf-draft-03'] as const) {
+  t.test(`tus-js-client with protocol: '${protocol}' (IETF resumable uploads) on the same endpoint`, async (t) => {
+    // tus-js-client 4.3 implements `protocol` but its type definitions do not declare it yet.
+    const ietf = { protocol } as Partial<tus.UploadOptions>;
+    const s = await startServer(t);
+    const data = randomBytes(1536 * KiB + 5);
+    const interop: string[] = [];
+    const { url } = await upload(data, {
+      endpoint: `${s.url}/files`,
+      ...ietf,
+      chunkSize: 512 * KiB,
+      onAfterResponse: (_req, res) => void interop.push(String(res.getHeader('Upload-Draft-Interop-Version'))),
+    });
+    const got = await stored(s, url);
+    t.same([got.sha256, got.size, got.status.status], [sha256(data), data.length, 'completed']);
+    t.ok(interop.every((v) => v === (protocol === 'ietf-draft-05' ? '6' : '5')), 'answered in the interop version asked for');
+
+    // Interrupted and resumed, as with tus.
+    let firstUrl = '';
+    await new Promise<void>((resolve, reject) => {
+      const u = new tus.Upload(data, {
+        endpoint: `${s.url}/files`,
+        ...ietf,
+        chunkSize: 256 * KiB,
+        onChunkComplete: (_c, accepted) => {
+          if (accepted >= 512 * KiB && !firstUrl) {
+            firstUrl = u.url as string;
+            void u.abort().then(resolve);
+          }
+        },
+        onError: reject,
+      });
+      u.start();
+    });
+    const resumed = await upload(data, { uploadUrl: firstUrl, ...ietf, chunkSize: 256 * KiB });
+    t.equal(resumed.url, firstUrl);
+    t.equal((await stored(s, firstUrl)).sha256, sha256(data));
+  });
+}

@@ -1,3 +1,4 @@
+import contentDisposition from 'content-disposition';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../errors.js';
 import { logRequestError, toSluiceError } from '../../http/error-handler.js';
@@ -22,6 +23,17 @@ import {
   parseConcat,
   parseMetadata,
 } from './tus-headers.js';
+import {
+  INTEROP_HEADER,
+  PARTIAL_UPLOAD,
+  UPLOAD_COMPLETE,
+  UPLOAD_LIMIT,
+  booleanField,
+  interopVersion,
+  sendUploadResumptionSupported,
+  uploadComplete,
+  uploadLimit,
+} from './ietf.js';
 
 export interface TusRouteOptions {
   service: UploadService;
@@ -68,12 +80,18 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     // "[...] it MUST respond with the 412 Precondition Failed status and MUST include the Tus-Version header"
     if (err.code === 'tus_version_unsupported') reply.header('tus-version', TUS_VERSION);
     if (!request.raw.complete) reply.header('connection', 'close');
-    reply.header('tus-resumable', TUS_VERSION).code(TUS_STATUS[err.code] ?? err.status);
+    if (request.headers[INTEROP_HEADER] === undefined) reply.header('tus-resumable', TUS_VERSION);
+    reply.code(TUS_STATUS[err.code] ?? err.status);
     if (request.method === 'HEAD') return reply.send();
     return reply.type('text/plain; charset=utf-8').send(`${err.code}: ${err.message}\n`);
   });
 
   app.addHook('onRequest', async (request, reply) => {
+    const interop = interopVersion(request);
+    if (interop !== undefined) {
+      reply.header(INTEROP_HEADER, String(interop));
+      return; // an IETF draft request: no Tus-Resumable
+    }
     // "The Tus-Resumable header MUST be included in every request and response except for OPTIONS requests."
     reply.header('tus-resumable', TUS_VERSION);
     if (request.method === 'OPTIONS') return; // "the Server MUST ignore the header"
@@ -90,6 +108,7 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
       .header('tus-extension', TUS_EXTENSIONS.join(','))
       .header('tus-max-size', String(maxUploadSize))
       .header('tus-checksum-algorithm', Object.keys(CHECKSUM_ALGORITHMS).join(','))
+      .header(UPLOAD_LIMIT, uploadLimit(maxUploadSize))
       .send();
   app.options(tusPath, options);
   app.options(`${tusPath}/:id`, options);
@@ -101,6 +120,8 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
   };
 
   app.post(tusPath, async (request, reply) => {
+    const interop = interopVersion(request);
+    if (interop !== undefined) return ietfCreate(request, reply, interop);
     const h = request.headers;
     const concat = parseConcat(h);
     const meta = parseMetadata(h);
@@ -159,14 +180,22 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     if (upload.tusMetadata !== null) reply.header(UPLOAD_METADATA, upload.tusMetadata);
     if (upload.concat !== null) reply.header(UPLOAD_CONCAT, upload.concat);
     expires(reply, upload);
+    const interop = interopVersion(request);
+    if (interop !== undefined) {
+      reply.header(UPLOAD_COMPLETE, booleanField(service.hasAllBytes(upload) || upload.status !== 'uploading'));
+      reply.header(UPLOAD_LIMIT, uploadLimit(maxUploadSize));
+    }
     if (upload.status === 'uploading' && upload.concat !== 'partial' && service.hasAllBytes(upload)) {
       // Every byte is here but publishing failed earlier (a store outage): try again now.
       void service.publishIfComplete(upload.id).catch((err: unknown) => request.log.warn({ err }, 'publishing again failed'));
     }
-    return reply.code(200).send();
+    // tus answers HEAD with 200; the IETF draft with 204.
+    return reply.code(interop === undefined ? 200 : 204).send();
   });
 
   app.patch(`${tusPath}/:id`, async (request, reply) => {
+    const interop = interopVersion(request);
+    if (interop !== undefined) return ietfAppend(request, reply, interop);
     // "All PATCH requests MUST use Content-Type: application/offset+octet-stream, otherwise the server SHOULD return 415"
     if (contentTypeOf(request) !== OFFSET_OCTET_STREAM) {
       throw new SluiceError('unsupported_media_type', `PATCH bodies must be ${OFFSET_OCTET_STREAM}`);
@@ -178,6 +207,71 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     expires(reply, upload);
     return reply.code(204).header(UPLOAD_OFFSET, String(upload.bytesReceived)).send();
   });
+
+  /**
+   * IETF draft upload creation: the POST carries (part of) the representation itself, in whatever
+   * media type it has. `Upload-Complete: ?1` means the body is all of it.
+   */
+  async function ietfCreate(request: FastifyRequest, reply: FastifyReply, interop: 5 | 6) {
+    const complete = uploadComplete(request);
+    if (complete === undefined) throw new SluiceError('invalid_request', 'Upload-Complete is required');
+    const h = request.headers;
+    let size = nonNegativeInteger(h, UPLOAD_LENGTH);
+    const declaredLength = h['content-length'] === undefined || h['transfer-encoding'] !== undefined ? undefined : Number(h['content-length']);
+    if (size === undefined && complete && declaredLength !== undefined) size = declaredLength;
+    const type = contentTypeOf(request);
+    let fileName = 'upload';
+    if (h['content-disposition']) {
+      try {
+        fileName = contentDisposition.parse(h['content-disposition']).parameters.filename ?? fileName;
+      } catch {
+        throw new SluiceError('invalid_request', 'Content-Disposition is malformed');
+      }
+    }
+    let upload = await service.createStream(request.owner, {
+      fileName,
+      contentType: type && MIME.test(type) && type !== PARTIAL_UPLOAD ? type : 'application/octet-stream',
+      metadata: {},
+      tusMetadata: null,
+      size,
+      partial: false,
+    });
+    request.log = request.log.child({ uploadId: upload.id });
+    const location = uploadUrl(request, upload.id);
+    reply.header('location', location);
+    if (hasBody(request) || complete) {
+      sendUploadResumptionSupported(request, reply, location, interop);
+      upload = await service.append(request.owner, upload.id, { ...appendRequest(request, 0), length: undefined, complete });
+    }
+    expires(reply, upload);
+    const done = upload.status === 'completed';
+    return reply
+      .code(done ? 200 : 201)
+      .header(UPLOAD_OFFSET, String(upload.bytesReceived))
+      .header(UPLOAD_COMPLETE, booleanField(done || complete))
+      .send();
+  }
+
+  /** IETF draft append: like a tus PATCH, with `Upload-Complete` marking the last part. */
+  async function ietfAppend(request: FastifyRequest, reply: FastifyReply, interop: 5 | 6) {
+    // Interop 6 (draft-05) labels appended bytes with their own media type.
+    if (interop >= 6 && contentTypeOf(request) !== PARTIAL_UPLOAD) {
+      throw new SluiceError('unsupported_media_type', `appends must be ${PARTIAL_UPLOAD}`);
+    }
+    const complete = uploadComplete(request);
+    if (complete === undefined) throw new SluiceError('invalid_request', 'Upload-Complete is required');
+    const offset = nonNegativeInteger(request.headers, UPLOAD_OFFSET);
+    if (offset === undefined) throw new SluiceError('invalid_request', 'Upload-Offset is required');
+    const { id } = await tusUpload(service, request);
+    const upload = await service.append(request.owner, id, { ...appendRequest(request, offset), complete });
+    expires(reply, upload);
+    const done = upload.status === 'completed';
+    return reply
+      .code(done ? 200 : 204)
+      .header(UPLOAD_OFFSET, String(upload.bytesReceived))
+      .header(UPLOAD_COMPLETE, booleanField(done))
+      .send();
+  }
 
   app.delete(`${tusPath}/:id`, async (request, reply) => {
     await tusUpload(service, request);
