@@ -147,3 +147,26 @@ t.test('S3 configuration is validated', async (t) => {
 });
 
 export type { FakeS3 };
+
+t.test('tus uploads land in S3 through the same pipeline, parallel partials streamed straight into one object', async (t) => {
+  const tus = await import('tus-js-client');
+  const { s3, s } = await setup(t);
+  const data = randomBytes(7 * 1024 * 1024 + 11);
+  const url = await new Promise<string>((resolve, reject) => {
+    const u = new tus.Upload(data, {
+      endpoint: `${s.url}/files`,
+      parallelUploads: 3,
+      metadata: { filename: 'movie.mov', filetype: 'video/quicktime' },
+      onError: reject,
+      onSuccess: () => resolve(u.url as string),
+    });
+    u.start();
+  });
+  const id = url.split('/').pop() as string;
+  const st = (await http('GET', `${s.url}/v1/uploads/${id}`)).body;
+  t.same([st.status, st.sha256], ['completed', sha256(data)]);
+  t.same(await s3.keys(), [`${id}/movie.mov`], 'one object: partials are never published');
+  const obj = await s3.get(`${id}/movie.mov`);
+  t.same([sha256(obj.body), obj.contentType, obj.metadata], [sha256(data), 'video/quicktime', { sha256: sha256(data) }]);
+  t.same(await fs.readdir(path.join(s.dataDir, 'staging')), [], 'no staging bytes left');
+});
