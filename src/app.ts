@@ -4,7 +4,12 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { openCore, type Core, type CoreOverrides } from './core.js';
 import { registerErrorHandler } from './http/error-handler.js';
-import { registerIdentity } from './http/identity.js';
+import { ANONYMOUS, registerIdentity } from './http/identity.js';
+import { Authenticator } from './http/authenticator.js';
+import { UrlSigner } from './http/signed-url.js';
+import { loadSigningKey } from './http/signing-key.js';
+import { SluiceError } from './errors.js';
+import rateLimit from '@fastify/rate-limit';
 import { healthRoutes } from './routes/health.js';
 import { chunkRoutes } from './routes/native/chunks.js';
 import { contentRoutes } from './routes/native/content.js';
@@ -19,6 +24,7 @@ export interface AppOverrides extends CoreOverrides {
 
 export interface Sluice extends Core {
   app: FastifyInstance;
+  authenticator: Authenticator;
 }
 
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
@@ -60,7 +66,21 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   if (recovered > 0) app.log.warn({ count: recovered, event: 'finish_recovered' }, 'uploads interrupted while finishing are retryable again');
 
   registerErrorHandler(app);
-  registerIdentity(app);
+  const authenticator = new Authenticator(config.auth);
+  const signer = new UrlSigner(await loadSigningKey(config.dataDir, config.auth.signingSecret));
+  registerIdentity(app, { authenticator, signer, ledger: core.ledger, now: overrides.now ?? Date.now });
+  if (config.rateLimit.max > 0) {
+    await app.register(rateLimit, {
+      max: config.rateLimit.max,
+      timeWindow: config.rateLimit.windowMs,
+      // After authentication, so that the budget is per user (per address for anonymous users).
+      hook: 'preHandler',
+      keyGenerator: (request) => (request.owner === ANONYMOUS ? `ip:${request.ip}` : `user:${request.owner}`),
+      allowList: (request) => request.routeOptions.config.public === true,
+      errorResponseBuilder: (_request, context) =>
+        new SluiceError('rate_limited', `more than ${context.max} requests in ${context.after}; retry after ${context.after}`),
+    });
+  }
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
@@ -78,7 +98,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   await app.register(healthRoutes, { db, dataDir: config.dataDir, store });
   const urls = { publicUrl: config.publicUrl, trustProxy: config.trustProxy };
-  await app.register(uploadRoutes, { service, urls });
+  await app.register(uploadRoutes, { service, urls, signer, signedUrlTtlMs: config.auth.signedUrlTtlMs, now: overrides.now ?? Date.now });
   await app.register(chunkRoutes, { service });
   await app.register(contentRoutes, { service });
   await app.register(tusRoutes, { service, tusPath: config.tusPath, maxUploadSize: config.maxUploadSize, urls });
@@ -110,5 +130,5 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     db.close();
   });
 
-  return { app, ...core };
+  return { app, ...core, authenticator };
 }

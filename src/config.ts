@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatBytes, parseBytes, parseDuration } from './lib/units.js';
 
@@ -36,7 +37,28 @@ export interface Config {
    * addresses): false, true, or the proxies' addresses/CIDRs.
    */
   trustProxy: boolean | string[];
+  auth: AuthConfig;
+  /** Requests per RATE_LIMIT_WINDOW per user (per address when anonymous); 0 turns it off. */
+  rateLimit: { max: number; windowMs: number };
+  maxActiveUploadsPerUser: number;
+  /** Bytes one user may have in unfinished uploads at once; undefined for no limit. */
+  userQuota: number | undefined;
+  /** MIME patterns (`image/*`, `application/pdf`) a finished file must match; undefined for any. */
+  allowedTypes: string[] | undefined;
+  /** Largest request head in bytes; larger ones get 431. */
+  maxHeaderSize: number;
+  /** Time a client has to send the request head (slow-loris guard). */
+  headersTimeoutMs: number;
   storage: StorageConfig;
+}
+
+export interface AuthConfig {
+  /** Static bearer tokens → user names (AUTH_TOKENS and AUTH_TOKENS_FILE). */
+  tokens: Map<string, string>;
+  jwt: { secret: string | undefined; jwksUrl: string | undefined; issuer: string | undefined; audience: string | undefined } | undefined;
+  /** HMAC key for signed upload URLs; generated and kept in DATA_DIR when unset. */
+  signingSecret: string | undefined;
+  signedUrlTtlMs: number;
 }
 
 export type StorageConfig = { backend: 'local' } | S3Config;
@@ -138,6 +160,58 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     const list = r.split(',').map((a) => a.trim()).filter(Boolean);
     return list.length > 0 && list.every((a) => /^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(a)) ? list : undefined;
   }, 'true, false, or a comma-separated list of proxy addresses/CIDRs');
+  const tokens = new Map<string, string>();
+  const addToken = (token: string, user: string, where: string) => {
+    if (token.length < 16) problems.push(`${where}: tokens must be at least 16 characters`);
+    else if (!/^[\w.@+-]{1,128}$/.test(user)) problems.push(`${where}: user ${JSON.stringify(user)} must be 1-128 of [A-Za-z0-9_.@+-]`);
+    else tokens.set(token, user);
+  };
+  for (const pair of (env.AUTH_TOKENS ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+    const i = pair.lastIndexOf(':');
+    if (i <= 0) problems.push('AUTH_TOKENS must look like "token:user,token2:user2"');
+    else addToken(pair.slice(0, i), pair.slice(i + 1), 'AUTH_TOKENS');
+  }
+  if (env.AUTH_TOKENS_FILE) {
+    try {
+      const lines = readFileSync(path.resolve(cwd, env.AUTH_TOKENS_FILE), 'utf8').split('\n');
+      lines.forEach((line, n) => {
+        const text = line.trim();
+        if (text === '' || text.startsWith('#')) return;
+        const [token, user, extra] = text.split(/\s+/);
+        if (!token || !user || extra !== undefined) problems.push(`AUTH_TOKENS_FILE line ${n + 1} must be "token user"`);
+        else addToken(token, user, `AUTH_TOKENS_FILE line ${n + 1}`);
+      });
+    } catch (err) {
+      problems.push(`AUTH_TOKENS_FILE cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+  }
+  const jwtSecret = env.JWT_SECRET?.trim() || undefined;
+  if (jwtSecret !== undefined && jwtSecret.length < 32) problems.push('JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)');
+  const jwksUrl = read<string | undefined>('JWT_JWKS_URL', undefined, (r) => (/^https?:\/\/\S+$/.test(r) ? r : undefined), 'an http(s) URL');
+  if (jwtSecret && jwksUrl) problems.push('set JWT_SECRET or JWT_JWKS_URL, not both');
+  const signingSecret = env.SIGNING_SECRET?.trim() || undefined;
+  if (signingSecret !== undefined && signingSecret.length < 32) problems.push('SIGNING_SECRET must be at least 32 characters');
+  const auth: AuthConfig = {
+    tokens,
+    jwt: jwtSecret || jwksUrl ? { secret: jwtSecret, jwksUrl, issuer: env.JWT_ISSUER?.trim() || undefined, audience: env.JWT_AUDIENCE?.trim() || undefined } : undefined,
+    signingSecret,
+    signedUrlTtlMs: read('SIGNED_URL_TTL', 3600_000, duration, 'a duration (e.g. 1h)'),
+  };
+  const rateLimit = {
+    max: read('RATE_LIMIT_MAX', 10_000, int(0, 10_000_000), 'a whole number (0 turns rate limiting off)'),
+    windowMs: read('RATE_LIMIT_WINDOW', 60_000, duration, 'a duration (e.g. 1m)'),
+  };
+  const maxActiveUploadsPerUser = read('MAX_ACTIVE_UPLOADS_PER_USER', 1000, int(1, 10_000_000), 'a whole number from 1');
+  const userQuota = read<number | undefined>('USER_QUOTA', undefined, bytes, 'a positive byte size (e.g. 50GiB)');
+  const allowedTypes = read<string[] | undefined>('ALLOWED_TYPES', undefined, (r) => {
+    const list = r.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean);
+    return list.length > 0 && list.every((p) => /^([a-z0-9!#$&^_.+-]+|\*)\/([a-z0-9!#$&^_.+-]+|\*)$/.test(p)) ? list : undefined;
+  }, 'a comma-separated list of MIME patterns (image/*, application/pdf)');
+  const maxHeaderSize = read('MAX_HEADER_SIZE', 16 * 1024, (r) => {
+    const n = bytes(r);
+    return n !== undefined && n >= 1024 && n <= 1024 * 1024 ? n : undefined;
+  }, 'a byte size from 1KiB to 1MiB');
+  const headersTimeoutMs = read('HEADERS_TIMEOUT', 20_000, duration, 'a duration (e.g. 20s)');
   const backend = read('STORAGE_BACKEND', 'local', (r) => (r === 'local' || r === 's3' ? r : undefined), 'a storage backend (local or s3)');
   let storage: StorageConfig = { backend: 'local' };
   if (backend === 's3') {
@@ -190,6 +264,13 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     tusPath,
     corsOrigins,
     trustProxy,
+    auth,
+    rateLimit,
+    maxActiveUploadsPerUser,
+    userQuota,
+    allowedTypes,
+    maxHeaderSize,
+    headersTimeoutMs,
     storage,
   };
 }

@@ -11,6 +11,8 @@ export const ERRORS = {
   too_many_chunks: { status: 400, title: 'The upload would need more chunks than the server allows' },
   sha256_required: { status: 400, title: 'A whole-file SHA-256 is required to finish' },
   unsupported_digest_algorithm: { status: 400, title: 'No supported digest algorithm was given' },
+  unauthorized: { status: 401, title: 'Authentication is required' },
+  invalid_signature: { status: 403, title: 'The signed URL is invalid or has expired' },
   checksum_algorithm_unsupported: { status: 400, title: 'The checksum algorithm is not supported' },
   concat_final_immutable: { status: 403, title: 'A final (concatenated) upload cannot be written to' },
   not_found: { status: 404, title: 'No such upload' },
@@ -25,10 +27,14 @@ export const ERRORS = {
   tus_version_unsupported: { status: 412, title: 'The Tus-Resumable version is not supported' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
   upload_too_large: { status: 413, title: 'The upload is larger than the server allows' },
+  quota_exceeded: { status: 413, title: "The upload would exceed the user's quota" },
   unsupported_media_type: { status: 415, title: 'Unsupported content type' },
   range_not_satisfiable: { status: 416, title: 'The requested range is not satisfiable' },
+  type_not_allowed: { status: 415, title: 'The file type is not allowed or does not match the content' },
   checksum_mismatch: { status: 422, title: 'The chunk does not match its checksum' },
   file_checksum_mismatch: { status: 422, title: 'The file does not match its SHA-256' },
+  too_many_uploads: { status: 429, title: 'Too many unfinished uploads for this user' },
+  rate_limited: { status: 429, title: 'Too many requests; slow down' },
   internal_error: { status: 500, title: 'Internal server error' },
   storage_unavailable: { status: 503, title: 'The storage backend is unavailable; try again later' },
 } as const satisfies Record<string, { status: number; title: string }>;
@@ -47,12 +53,16 @@ export class SluiceError extends Error {
     readonly code: ErrorCode,
     detail?: string,
     readonly extra: Record<string, unknown> = {},
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; headers?: Record<string, string> },
   ) {
     super(detail ?? ERRORS[code].title, options);
     this.name = 'SluiceError';
     this.status = ERRORS[code].status;
+    this.headers = options?.headers ?? {};
   }
+
+  /** Response headers the error needs (e.g. WWW-Authenticate), whatever the protocol renders it. */
+  readonly headers: Record<string, string>;
 }
 
 export function isSluiceError(err: unknown): err is SluiceError {

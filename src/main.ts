@@ -20,8 +20,9 @@ async function main(): Promise<void> {
     throw err;
   }
   let app;
+  let authenticator;
   try {
-    ({ app } = await buildApp(config));
+    ({ app, authenticator } = await buildApp(config));
   } catch (err) {
     if (err instanceof StorageStartupError) {
       process.stderr.write(`sluice: ${err.message}\n`);
@@ -36,6 +37,15 @@ async function main(): Promise<void> {
   });
   await app.listen({ port: config.port, host: config.host });
   app.log.info({ dataDir: config.dataDir, storage: config.storage.backend }, 'sluice is ready');
+  if (authenticator.anonymous) {
+    const loopback = /^(127\.|::1$|localhost$)/.test(config.host);
+    app.log.warn(
+      { event: 'anonymous_mode', host: config.host },
+      loopback
+        ? 'no authentication is configured (AUTH_TOKENS, JWT_SECRET or JWT_JWKS_URL): every client is the same anonymous user'
+        : `no authentication is configured and the server listens on ${config.host}: anyone who can reach it can upload, read and delete every upload`,
+    );
+  }
 }
 
 await main();

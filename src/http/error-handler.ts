@@ -18,6 +18,7 @@ const BY_STATUS: Record<number, ErrorCode> = {
   413: 'payload_too_large',
   415: 'unsupported_media_type',
   416: 'range_not_satisfiable',
+  429: 'rate_limited',
 };
 
 /** Turns anything thrown into a SluiceError; unknown errors become a 500 that reveals nothing. */
@@ -37,7 +38,6 @@ export function toSluiceError(err: unknown): SluiceError {
 
 /** Renders an error as an RFC 9457 problem document. */
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: SluiceError): FastifyReply {
-  // A body we did not read to its end cannot be skipped safely on a kept-alive connection.
   if (!request.raw.complete) reply.header('connection', 'close');
   return reply
     .code(err.status)
@@ -66,7 +66,13 @@ export function logRequestError(request: FastifyRequest, reply: FastifyReply, ra
   } else {
     request.log.info({ code: err.code, detail: err.message }, 'request rejected');
   }
-  return !(reply.sent || reply.raw.destroyed || request.raw.socket?.destroyed);
+  const canAnswer = !(reply.sent || reply.raw.destroyed || request.raw.socket?.destroyed);
+  if (canAnswer) {
+    for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
+    // A body we did not read to its end cannot be skipped safely on a kept-alive connection.
+    if (!request.raw.complete) reply.header('connection', 'close');
+  }
+  return canAnswer;
 }
 
 export function registerErrorHandler(app: FastifyInstance): void {

@@ -10,12 +10,14 @@ const OVERRIDABLE = new Set(['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'
  * - tus: "The X-HTTP-Method-Override request header MUST be a string which MUST be interpreted as
  *   the request's method by the Server, if the header is presented. The actual method of the
  *   request MUST be ignored." Applied to the tus endpoint only.
- * - the timeouts Fastify would otherwise set itself: a socket silent for IDLE_TIMEOUT is closed,
- *   and a request body may take as long as it needs while bytes keep flowing.
+ * - the limits Fastify would otherwise set itself: a socket silent for IDLE_TIMEOUT is closed, a
+ *   request head must arrive within HEADERS_TIMEOUT and fit in MAX_HEADER_SIZE, and a request body
+ *   may take as long as it needs while bytes keep flowing.
  */
 export function serverFactory(config: Config) {
   return (handler: http.RequestListener): http.Server => {
-    const server = http.createServer((req, res) => {
+    // maxHeaderSize: a larger request head is answered 431 by Node itself.
+    const server = http.createServer({ maxHeaderSize: config.maxHeaderSize }, (req, res) => {
       const override = req.headers[METHOD_OVERRIDE];
       if (typeof override === 'string' && req.url?.startsWith(`${config.tusPath}`)) {
         const method = override.trim().toUpperCase();
@@ -24,6 +26,8 @@ export function serverFactory(config: Config) {
       handler(req, res);
     });
     server.setTimeout(config.idleTimeoutMs);
+    // A client trickling its request head (slow-loris) is cut off after HEADERS_TIMEOUT.
+    server.headersTimeout = config.headersTimeoutMs;
     server.keepAliveTimeout = 72_000;
     server.requestTimeout = 0;
     return server;

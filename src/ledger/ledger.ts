@@ -54,6 +54,17 @@ export type NewUpload = Pick<
 > &
   Partial<Pick<Upload, 'lengthDeferred' | 'tusMetadata' | 'concat' | 'parts'>>;
 
+/** Per-owner limits checked atomically with the insert of a new upload. */
+export interface OwnerLimits {
+  maxActive: number;
+  quota: number | undefined;
+}
+
+export type CreateResult =
+  | { kind: 'created'; upload: Upload }
+  | { kind: 'too_many'; active: number }
+  | { kind: 'over_quota'; reserved: number };
+
 export type AppendResult =
   | { kind: 'recorded'; upload: Upload }
   | { kind: 'offset_moved'; upload: Upload }
@@ -160,6 +171,7 @@ export class Ledger {
     awaitingPublish: Statement<[], { id: string }>;
     terminateCompleted: Statement;
     consumePartial: Statement;
+    usage: Statement<[string], { active: number; reserved: number }>;
   };
 
   constructor(private readonly db: Db) {
@@ -211,6 +223,10 @@ export class Ledger {
       awaitingPublish: db.prepare(`
         SELECT id FROM uploads WHERE protocol = 'tus' AND status = 'uploading' AND length_deferred = 0
           AND ((concat IS NULL AND bytes_received = size) OR concat LIKE 'final%')`),
+      // A final upload's bytes are its partials': count them once.
+      usage: db.prepare(`
+        SELECT COUNT(*) AS active, COALESCE(SUM(CASE WHEN concat LIKE 'final%' THEN 0 ELSE size END), 0) AS reserved
+        FROM uploads WHERE owner = ? AND status IN ('uploading', 'finishing')`),
       consumePartial: db.prepare(`
         UPDATE uploads SET status = 'completed', location = @location, updated_at = @now, completed_at = @now
         WHERE id = @id AND status = 'uploading' AND concat = 'partial'`),
@@ -229,6 +245,21 @@ export class Ledger {
       parts: u.parts ? JSON.stringify(u.parts) : null,
     });
     return this.getUpload(u.id) as Upload;
+  }
+
+  /**
+   * Creates an upload unless its owner already has `maxActive` unfinished uploads or the new one
+   * would take their reserved bytes past `quota`; check and insert are one transaction, so that
+   * concurrent creations cannot overshoot together.
+   */
+  createWithin(u: NewUpload, limits: OwnerLimits): CreateResult {
+    return this.db.transaction((): CreateResult => {
+      const usage = this.stmts.usage.get(u.owner) as { active: number; reserved: number };
+      if (usage.active >= limits.maxActive) return { kind: 'too_many', active: usage.active };
+      const adds = u.parts ? 0 : u.size;
+      if (limits.quota !== undefined && usage.reserved + adds > limits.quota) return { kind: 'over_quota', reserved: usage.reserved };
+      return { kind: 'created', upload: this.createUpload(u) };
+    }).immediate();
   }
 
   getUpload(id: string): Upload | undefined {

@@ -12,7 +12,7 @@ const Health = Type.Object({
 
 /** `GET /healthz`: 200 when the database, the data directory and the store are usable, else 503. */
 export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Db; dataDir: string; store: FileStore }> = async (app, { db, dataDir, store }) => {
-  app.get('/healthz', { schema: { tags: ['operations'], summary: 'Health check', response: { 200: Health, 503: Health } } }, async (request, reply) => {
+  app.get('/healthz', { config: { public: true }, schema: { tags: ['operations'], summary: 'Health check', response: { 200: Health, 503: Health } } }, async (request, reply) => {
     const run = async (what: string, fn: () => unknown) => {
       try {
         await fn();

@@ -3,12 +3,13 @@ import { Readable } from 'node:stream';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../config.js';
 import { SluiceError, isSluiceError } from '../errors.js';
-import type { Chunk, Ledger, Upload } from '../ledger/ledger.js';
+import type { Chunk, Ledger, NewUpload, Upload } from '../ledger/ledger.js';
 import type { Download, FileStore } from '../storage/file-store.js';
 import type { StagingArea } from '../storage/staging-area.js';
 import { chunkSpan, spanForRange, totalChunks, type Span } from './chunk-grid.js';
 import { InFlight } from './in-flight.js';
 import { hashStream, writeBody } from './body-writer.js';
+import { TypePolicy, readHead } from './type-policy.js';
 import { verifying } from './verifying-stream.js';
 
 export interface CreateUploadInput {
@@ -108,6 +109,7 @@ export class UploadService {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly inFlight: InFlight;
+  private readonly typePolicy: TypePolicy | undefined;
   /** Finish jobs running in this process, so a second finish joins the first. */
   private readonly finishing = new Map<string, Promise<Upload>>();
   /** Bytes verified and handed to the store so far, per finishing upload (for status). */
@@ -127,6 +129,7 @@ export class UploadService {
     this.log = deps.log;
     this.now = deps.now ?? Date.now;
     this.inFlight = new InFlight(deps.config.takeoverAfterMs, this.now);
+    this.typePolicy = deps.config.allowedTypes ? new TypePolicy(deps.config.allowedTypes) : undefined;
   }
 
   async create(owner: string, input: CreateUploadInput): Promise<Upload> {
@@ -149,7 +152,7 @@ export class UploadService {
     const now = this.now();
     await this.staging.create(id, input.size);
     try {
-      return this.ledger.createUpload({
+      return this.insert({
         id,
         owner,
         protocol: 'native',
@@ -166,6 +169,24 @@ export class UploadService {
     } catch (err) {
       await this.staging.remove(id);
       throw err;
+    }
+  }
+
+  /** Inserts a new upload within its owner's limits (MAX_ACTIVE_UPLOADS_PER_USER, USER_QUOTA). */
+  private insert(u: NewUpload): Upload {
+    const result = this.ledger.createWithin(u, { maxActive: this.config.maxActiveUploadsPerUser, quota: this.config.userQuota });
+    switch (result.kind) {
+      case 'created':
+        return result.upload;
+      case 'too_many':
+        throw new SluiceError('too_many_uploads', `${result.active} unfinished uploads: finish or abort some first`, {
+          max_active_uploads: this.config.maxActiveUploadsPerUser,
+        });
+      case 'over_quota':
+        throw new SluiceError('quota_exceeded', `${result.reserved} bytes are already reserved by unfinished uploads`, {
+          user_quota: this.config.userQuota,
+          reserved: result.reserved,
+        });
     }
   }
 
@@ -357,6 +378,10 @@ export class UploadService {
     const started = this.now();
     const source = this.sourceOf(upload);
     try {
+      if (this.typePolicy) {
+        const reason = await this.typePolicy.violation(upload.contentType, await readHead(source.open()));
+        if (reason) throw new SluiceError('type_not_allowed', reason);
+      }
       const expected = sha256 ?? (await hashStream(source.open()));
       const location = await this.store.publish({
         id,
@@ -378,8 +403,8 @@ export class UploadService {
       this.log.info({ uploadId: id, size: upload.size, ms: this.now() - started, event: 'upload_completed' }, 'upload completed');
       return this.ledger.getUpload(id) as Upload;
     } catch (err) {
-      if (isSluiceError(err) && err.code === 'file_checksum_mismatch') {
-        // The bytes are wrong and can never become right: fail the upload and drop its staging file.
+      if (isSluiceError(err) && (err.code === 'file_checksum_mismatch' || err.code === 'type_not_allowed')) {
+        // The bytes are wrong (or not welcome) and can never become right: fail the upload, drop its bytes.
         this.ledger.markFailed(id, err.message, this.now());
         this.ledger.deleteChunks(id);
         await this.staging.remove(id);
@@ -422,7 +447,7 @@ export class UploadService {
     const now = this.now();
     await this.staging.create(id, input.size ?? 0);
     try {
-      return this.ledger.createUpload({
+      return this.insert({
         id,
         owner,
         protocol: 'tus',
@@ -465,7 +490,7 @@ export class UploadService {
     }
     this.checkNew(input.fileName, size);
     const now = this.now();
-    const upload = this.ledger.createUpload({
+    const upload = this.insert({
       id: randomUUID(),
       owner,
       protocol: 'tus',

@@ -19,8 +19,9 @@ t.test('create: 201 with the session, a Location header and a preallocated stagi
   t.equal(b.content_type, 'video/mp4');
   t.same(b.metadata, { album: 'x' });
   t.ok(Date.parse(b.expires_at) - Date.now() > 23 * 3600_000, 'expires in UPLOAD_TTL (24h)');
-  t.equal(b.upload_url, `${s.url}/v1/uploads/${b.id}`);
-  t.equal(res.headers.location, b.upload_url);
+  t.equal(res.headers.location, `${s.url}/v1/uploads/${b.id}`);
+  t.match(b.upload_url, new RegExp(`^${s.url}/v1/uploads/${b.id}\\?expires=\\d+&signature=[\\w-]{43}$`), 'a signed upload URL');
+  t.match(b.chunk_url_template, new RegExp(`^${s.url}/v1/uploads/${b.id}/chunks/\\{index\\}\\?expires=`));
   const st = await fs.stat(path.join(s.dataDir, 'staging', b.id));
   t.equal(st.size, b.size, 'staging file has the upload size');
   const row = s.db.prepare('SELECT status, size, total_chunks FROM uploads WHERE id = ?').get(b.id);

@@ -36,13 +36,14 @@ export const chunkRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }> 
 
   app.put(
     '/v1/uploads/:id/chunks/:index',
-    { schema: { tags: ['chunks'], summary: 'Upload one chunk by index', params: ChunkParams, response: { 200: ChunkReceipt, ...problems } } },
+    { config: { signedUrl: true }, schema: { tags: ['chunks'], summary: 'Upload one chunk by index', params: ChunkParams, response: { 200: ChunkReceipt, ...problems } } },
     async (request) => present(await receive(request, request.params.id, { index: Number(request.params.index) })),
   );
 
   app.put(
     '/v1/uploads/:id',
     {
+      config: { signedUrl: true },
       schema: {
         tags: ['chunks'],
         summary: 'Upload one chunk by byte range (Content-Range: bytes first-last/size)',

@@ -77,13 +77,22 @@ const uploadFields = {
 
 export const UploadSummary = Type.Object(uploadFields);
 
+const signedUrlFields = {
+  upload_url: Type.String({ description: 'Signed URL: PUT chunks with Content-Range and read status, no token needed' }),
+  chunk_url_template: Type.String({ description: 'Signed URL for PUT of one chunk; replace {index}' }),
+  upload_url_expires_at: Type.String({ format: 'date-time' }),
+};
+
 export const UploadStatusBody = Type.Object({
   ...uploadFields,
+  upload_url: Type.Optional(signedUrlFields.upload_url),
+  chunk_url_template: Type.Optional(signedUrlFields.chunk_url_template),
+  upload_url_expires_at: Type.Optional(signedUrlFields.upload_url_expires_at),
   finish_progress: Type.Optional(Type.Number({ description: 'While finishing: fraction of the file verified and stored, 0 to 1' })),
   missing_chunks: Type.Array(Type.Integer(), { description: 'Indexes of chunks not yet received, ascending' }),
 });
 
-export const CreatedUpload = Type.Object({ ...uploadFields, upload_url: Type.String() });
+export const CreatedUpload = Type.Object({ ...uploadFields, ...signedUrlFields });
 
 export const ChunkReceipt = Type.Object({
   index: Type.Integer(),

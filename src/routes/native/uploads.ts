@@ -2,7 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { SluiceError } from '../../errors.js';
 import type { UploadService } from '../../service/upload-service.js';
+import type { FastifyRequest } from 'fastify';
 import { absoluteUrl, type UrlOptions } from '../../http/urls.js';
+import type { UrlSigner } from '../../http/signed-url.js';
 import { decodeCursor, encodeCursor, presentUpload } from './present.js';
 import {
   CreateUploadBody,
@@ -20,12 +22,30 @@ import {
 export interface NativeRouteOptions {
   service: UploadService;
   urls: UrlOptions;
+  signer: UrlSigner;
+  signedUrlTtlMs: number;
+  now: () => number;
 }
 
 const problems = { 400: Problem, 404: Problem, 409: Problem, 410: Problem, 413: Problem, 422: Problem, 503: Problem };
 
 /** Create, inspect, list, finish and abort uploads: thin translations to the upload service. */
-export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async (app, { service, urls }) => {
+export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async (app, { service, urls, signer, signedUrlTtlMs, now }) => {
+  /**
+   * Signed URLs that let their holder send this upload's chunks and read its status without a
+   * token: `upload_url` (Content-Range PUTs, status) and `chunk_url_template` ({index} replaced).
+   */
+  const signedUrls = (request: FastifyRequest, id: string) => {
+    const expiresAt = Math.floor((now() + signedUrlTtlMs) / 1000);
+    const query = signer.query(id, expiresAt);
+    const base = absoluteUrl(request, urls, `/v1/uploads/${id}`);
+    return {
+      upload_url: `${base}?${query}`,
+      chunk_url_template: `${base}/chunks/{index}?${query}`,
+      upload_url_expires_at: new Date(expiresAt * 1000).toISOString(),
+    };
+  };
+
   app.post(
     '/v1/uploads',
     { schema: { tags: ['uploads'], summary: 'Create an upload session', body: CreateUploadBody, response: { 201: CreatedUpload, ...problems } } },
@@ -41,13 +61,16 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
       });
       request.log = request.log.child({ uploadId: upload.id });
       const url = absoluteUrl(request, urls, `/v1/uploads/${upload.id}`);
-      return reply.code(201).header('location', url).send({ ...presentUpload(upload), upload_url: url });
+      return reply.code(201).header('location', url).send({ ...presentUpload(upload), ...signedUrls(request, upload.id) });
     },
   );
 
   app.get(
     '/v1/uploads/:id',
-    { schema: { tags: ['uploads'], summary: 'Status of an upload', params: IdParams, response: { 200: UploadStatusBody, ...problems } } },
+    {
+      config: { signedUrl: true },
+      schema: { tags: ['uploads'], summary: 'Status of an upload', params: IdParams, response: { 200: UploadStatusBody, ...problems } },
+    },
     async (request) => {
       const upload = await service.status(request.owner, request.params.id);
       const finishProgress = service.finishProgress(upload);
@@ -55,6 +78,8 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
         ...presentUpload(upload),
         missing_chunks: service.missingChunks(upload),
         ...(finishProgress !== undefined && { finish_progress: finishProgress }),
+        // A token holder may refresh the signed URLs; a signed URL cannot extend itself.
+        ...(upload.status === 'uploading' && upload.protocol === 'native' && !request.viaSignedUrl && signedUrls(request, upload.id)),
       };
     },
   );

@@ -79,7 +79,6 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     if (!logRequestError(request, reply, raw, err)) return reply;
     // "[...] it MUST respond with the 412 Precondition Failed status and MUST include the Tus-Version header"
     if (err.code === 'tus_version_unsupported') reply.header('tus-version', TUS_VERSION);
-    if (!request.raw.complete) reply.header('connection', 'close');
     if (request.headers[INTEROP_HEADER] === undefined) reply.header('tus-resumable', TUS_VERSION);
     reply.code(TUS_STATUS[err.code] ?? err.status);
     if (request.method === 'HEAD') return reply.send();
