@@ -22,12 +22,12 @@ export class UrlSigner {
     return `${EXPIRES_PARAM}=${expiresAtSeconds}&${SIGNATURE_PARAM}=${this.sign(uploadId, expiresAtSeconds)}`;
   }
 
-  /** True when the signature is this server's for this upload and has not expired. */
+  /** True when the signature is this server's for this upload and `expires` is still ahead. */
   verify(uploadId: string, expires: string, signature: string, nowSeconds: number): boolean {
     if (!/^\d{1,12}$/.test(expires) || !/^[\w-]{43}$/.test(signature)) return false;
     const expected = Buffer.from(this.sign(uploadId, Number(expires)));
     const given = Buffer.from(signature);
     // Constant time: the comparison does not reveal how much of a forged signature was right.
-    return given.length === expected.length && timingSafeEqual(given, expected) && Number(expires) >= nowSeconds;
+    return given.length === expected.length && timingSafeEqual(given, expected) && Number(expires) > nowSeconds;
   }
 }
