@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { openCore, type Core, type CoreOverrides } from './core.js';
-import { registerErrorHandler } from './http/error-handler.js';
+import { logRequestError, registerErrorHandler, sendProblem, toSluiceError } from './http/error-handler.js';
 import { ANONYMOUS, registerIdentity } from './http/identity.js';
 import { Authenticator } from './http/authenticator.js';
 import { UrlSigner } from './http/signed-url.js';
@@ -54,6 +54,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     routerOptions: { ignoreTrailingSlash: true },
     // Strict JSON: unknown fields are refused (not silently dropped) and types are not coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+    // Errors raised while routing (a URL too long, a malformed URL) get the same problem documents.
+    frameworkErrors: (err, request, reply) => {
+      const problem = toSluiceError(err);
+      if (logRequestError(request, reply, err, problem)) void sendProblem(request, reply, problem);
+    },
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : crypto.randomUUID();

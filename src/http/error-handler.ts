@@ -16,6 +16,7 @@ const BY_STATUS: Record<number, ErrorCode> = {
   400: 'invalid_request',
   404: 'route_not_found',
   413: 'payload_too_large',
+  414: 'uri_too_long',
   415: 'unsupported_media_type',
   416: 'range_not_satisfiable',
   429: 'rate_limited',

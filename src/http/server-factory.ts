@@ -1,4 +1,6 @@
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ERRORS, type ErrorCode } from '../errors.js';
 import type { Config } from '../config.js';
 import { METHOD_OVERRIDE } from '../routes/tus/tus-headers.js';
 
@@ -29,6 +31,7 @@ export function serverFactory(config: Config) {
       }
       handler(req, res);
     });
+    server.on('clientError', answerClientError);
     server.setTimeout(config.idleTimeoutMs);
     // A client trickling its request head (slow-loris) is cut off after HEADERS_TIMEOUT.
     server.headersTimeout = config.headersTimeoutMs;
@@ -36,4 +39,24 @@ export function serverFactory(config: Config) {
     server.requestTimeout = 0;
     return server;
   };
+}
+
+/**
+ * Requests Node's parser rejects before Fastify sees them (a malformed head, Content-Length with
+ * Transfer-Encoding, an oversized head, a head that took too long) still get a problem document
+ * with a stable code, and the connection is closed.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const code: ErrorCode =
+    err.code === 'HPE_HEADER_OVERFLOW' ? 'request_header_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'invalid_request';
+  const { status, title } = ERRORS[code];
+  const body = JSON.stringify({ type: `urn:sluice:problem:${code}`, title, status, detail: title, code });
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/problem+json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }

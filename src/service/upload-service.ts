@@ -192,10 +192,17 @@ export class UploadService {
 
   /** Rules every new upload follows, whatever the protocol. */
   private checkNew(fileName: string, size: number | undefined): void {
-    // file_name is metadata only (paths come from the id), but it must be safe to echo back in
-    // headers and listings: at most 255 bytes of UTF-8, no control characters.
-    if (Buffer.byteLength(fileName, 'utf8') > 255 || CONTROL_CHARS.test(fileName) || fileName.length === 0) {
-      throw new SluiceError('invalid_request', 'file_name must be 1 to 255 bytes of UTF-8 without control characters');
+    // file_name is metadata only (paths come from the id), but it is echoed in headers, listings
+    // and downloads, so it must be a plain name: 1-255 bytes of UTF-8, no control or bidi
+    // characters (which can disguise "gpj.exe" as "exe.jpg"), no path separators, not . or ..
+    if (
+      Buffer.byteLength(fileName, 'utf8') > 255 ||
+      fileName.length === 0 ||
+      UNSAFE_NAME_CHARS.test(fileName) ||
+      fileName === '.' ||
+      fileName === '..'
+    ) {
+      throw new SluiceError('invalid_request', 'file_name must be a plain file name: 1 to 255 bytes of UTF-8, no control characters, no / or \\');
     }
     if (size !== undefined && size > this.config.maxUploadSize) {
       throw new SluiceError('upload_too_large', `size ${size} exceeds the maximum of ${this.config.maxUploadSize} bytes`, {
@@ -761,8 +768,9 @@ export class UploadService {
   }
 }
 
-// C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+// C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings, overrides and isolates,
+// zero-width characters and the BOM, and path separators.
+const UNSAFE_NAME_CHARS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff/\\]/;
 
 function requireNative(upload: Upload): void {
   if (upload.protocol !== 'native') {

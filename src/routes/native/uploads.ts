@@ -31,6 +31,8 @@ const problems = { 400: Problem, 404: Problem, 409: Problem, 410: Problem, 413: 
 
 /** Create, inspect, list, finish and abort uploads: thin translations to the upload service. */
 export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async (app, { service, urls, signer, signedUrlTtlMs, now }) => {
+  // JSON only: a text/plain body is refused (415) rather than parsed and half-validated.
+  app.removeContentTypeParser('text/plain');
   /**
    * Signed URLs that let their holder send this upload's chunks and read its status without a
    * token: `upload_url` (Content-Range PUTs, status) and `chunk_url_template` ({index} replaced).
