@@ -67,3 +67,21 @@ t.test('SIGTERM with a stalled request: shutdown is bounded by SHUTDOWN_TIMEOUT'
   t.not(exit.code, null, 'exited by itself, not killed');
   stalled.socket.destroy();
 });
+
+t.test('anonymous mode is announced at start-up, loudly when reachable from other machines', async (t) => {
+  const local = await spawnServer({ DATA_DIR: await tmpDir(t) }, t);
+  await sleep(100);
+  t.match(local.output(), /"event":"anonymous_mode".*every client is the same anonymous user/);
+  local.child.kill('SIGTERM');
+  await local.exited;
+  const open = await spawnServer({ DATA_DIR: await tmpDir(t), HOST: '0.0.0.0' }, t);
+  await sleep(100);
+  t.match(open.output(), /"level":40.*"event":"anonymous_mode".*anyone who can reach it can upload, read and delete/);
+  open.child.kill('SIGTERM');
+  await open.exited;
+  const authed = await spawnServer({ DATA_DIR: await tmpDir(t), AUTH_TOKENS: 'a-long-enough-token-123:alice' }, t);
+  await sleep(100);
+  t.notMatch(authed.output(), /anonymous_mode/, 'no warning with authentication configured');
+  authed.child.kill('SIGTERM');
+  await authed.exited;
+});
