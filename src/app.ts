@@ -10,6 +10,8 @@ import { UrlSigner } from './http/signed-url.js';
 import { loadSigningKey } from './http/signing-key.js';
 import { SluiceError } from './errors.js';
 import rateLimit from '@fastify/rate-limit';
+import underPressure from '@fastify/under-pressure';
+import { checkpoint } from './ledger/database.js';
 import { healthRoutes } from './routes/health.js';
 import { chunkRoutes } from './routes/native/chunks.js';
 import { contentRoutes } from './routes/native/content.js';
@@ -67,13 +69,21 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   const core = await openCore(config, app.log, overrides);
   const { db, service, store } = core;
-  const recovered = service.recover();
-  if (recovered > 0) app.log.warn({ count: recovered, event: 'finish_recovered' }, 'uploads interrupted while finishing are retryable again');
+  const report = await service.reconcile();
+  if (Object.values(report).some((n) => n > 0)) app.log.warn({ ...report, event: 'reconciled' }, 'start-up reconciliation changed state');
 
   registerErrorHandler(app);
   const authenticator = new Authenticator(config.auth);
   const signer = new UrlSigner(await loadSigningKey(config.dataDir, config.auth.signingSecret));
   registerIdentity(app, { authenticator, signer, ledger: core.ledger, now: overrides.now ?? Date.now });
+  // Overload: answer 503 + Retry-After instead of falling over (event-loop delay, memory).
+  await app.register(underPressure, {
+    maxEventLoopDelay: config.overload.maxEventLoopDelayMs,
+    maxRssBytes: config.overload.maxRssBytes,
+    pressureHandler: async (_request: unknown, _reply: unknown, type: string) => {
+      throw new SluiceError('overloaded', `the server is overloaded (${type}); retry in a few seconds`, {}, { headers: { 'retry-after': '10' } });
+    },
+  });
   if (config.rateLimit.max > 0) {
     await app.register(rateLimit, {
       max: config.rateLimit.max,
@@ -115,6 +125,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       if (n > 0) app.log.info({ count: n, event: 'sweep' }, 'expired uploads removed');
       // tus uploads with every byte but no published file (a store outage): try again.
       await service.retryPublishing();
+      checkpoint(db);
     } catch (err) {
       app.log.error({ err, event: 'sweep_failed' }, 'expiry sweep failed');
     }

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError, loadConfig } from './config.js';
-import { openCore } from './core.js';
+import { StartupError, openCore } from './core.js';
 import { formatBytes } from './lib/units.js';
 
 /**
@@ -37,6 +37,6 @@ async function main(): Promise<number> {
 try {
   process.exitCode = await main();
 } catch (err) {
-  process.stderr.write(`sluice cleanup: ${err instanceof ConfigError || err instanceof TypeError ? err.message : String(err)}\n`);
+  process.stderr.write(`sluice cleanup: ${err instanceof ConfigError || err instanceof StartupError || err instanceof TypeError ? err.message : String(err)}\n`);
   process.exitCode = 2;
 }

@@ -49,6 +49,13 @@ export interface Config {
   maxHeaderSize: number;
   /** Time a client has to send the request head (slow-loris guard). */
   headersTimeoutMs: number;
+  /**
+   * Free space kept on DATA_DIR beyond all reservations: a byte count, or a share of the
+   * filesystem (`percent`), of which the smaller applies when both are given.
+   */
+  diskReserve: { bytes: number | undefined; percent: number | undefined };
+  /** Overload protection: answer 503 + Retry-After beyond these (0 turns a check off). */
+  overload: { maxEventLoopDelayMs: number; maxRssBytes: number };
   storage: StorageConfig;
 }
 
@@ -211,6 +218,16 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     const n = bytes(r);
     return n !== undefined && n >= 1024 && n <= 1024 * 1024 ? n : undefined;
   }, 'a byte size from 1KiB to 1MiB');
+  const diskReserve = read<{ bytes: number | undefined; percent: number | undefined }>('DISK_RESERVE', { bytes: 1024 ** 3, percent: 5 }, (r) => {
+    const pct = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(r);
+    if (pct) return Number(pct[1]) <= 50 ? { bytes: undefined, percent: Number(pct[1]) } : undefined;
+    const n = r.trim() === '0' ? 0 : bytes(r);
+    return n === undefined ? undefined : { bytes: n, percent: undefined };
+  }, 'a byte size (1GiB), a percentage up to 50% or 0');
+  const overload = {
+    maxEventLoopDelayMs: read('OVERLOAD_EVENT_LOOP_DELAY', 1000, (r) => (r.trim() === '0' ? 0 : duration(r)), 'a duration (e.g. 1s) or 0'),
+    maxRssBytes: read('OVERLOAD_MAX_RSS', 0, (r) => (r.trim() === '0' ? 0 : bytes(r)), 'a byte size (e.g. 512MiB) or 0'),
+  };
   const headersTimeoutMs = read('HEADERS_TIMEOUT', 20_000, duration, 'a duration (e.g. 20s)');
   const backend = read('STORAGE_BACKEND', 'local', (r) => (r === 'local' || r === 's3' ? r : undefined), 'a storage backend (local or s3)');
   let storage: StorageConfig = { backend: 'local' };
@@ -271,6 +288,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     allowedTypes,
     maxHeaderSize,
     headersTimeoutMs,
+    diskReserve,
+    overload,
     storage,
   };
 }

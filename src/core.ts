@@ -2,17 +2,20 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
-import { openDatabase, type Db } from './ledger/database.js';
+import { DatabaseDamagedError, openDatabase, type Db } from './ledger/database.js';
 import { Ledger } from './ledger/ledger.js';
 import { UploadService } from './service/upload-service.js';
 import type { FileStore } from './storage/file-store.js';
 import { LocalStore } from './storage/local-store.js';
 import { StagingArea } from './storage/staging-area.js';
+import type { StatFs } from './storage/disk-space.js';
 
 export interface CoreOverrides {
   /** Replaces the configured store (tests inject failing stores this way). */
   store?: FileStore;
   now?: () => number;
+  /** Replaces fs.statfs (tests simulate small or full disks). */
+  statfs?: StatFs;
 }
 
 /** The engine without HTTP: ledger, staging area, store and the upload service over them. */
@@ -24,8 +27,9 @@ export interface Core {
   service: UploadService;
 }
 
-export class StorageStartupError extends Error {
-  override name = 'StorageStartupError';
+/** A reason the server cannot start that the operator can fix; main prints it and exits 1. */
+export class StartupError extends Error {
+  override name = 'StartupError';
 }
 
 async function createStore(config: Config): Promise<FileStore> {
@@ -39,7 +43,7 @@ async function createStore(config: Config): Promise<FileStore> {
       await store.checkWritable();
     } catch (err) {
       const reason = (err as { name?: string; message?: string }).name ?? 'Error';
-      throw new StorageStartupError(
+      throw new StartupError(
         `S3 bucket ${JSON.stringify(storage.bucket)}${storage.endpoint ? ` at ${storage.endpoint}` : ''} is not reachable or not writable (${reason}: ${(err as Error).message})`,
         { cause: err },
       );
@@ -57,8 +61,22 @@ export async function openCore(config: Config, log: FastifyBaseLogger, overrides
   const staging = new StagingArea(config.dataDir);
   await staging.init();
   const store = overrides.store ?? (await createStore(config));
-  const db = openDatabase(path.join(config.dataDir, 'sluice.db'));
+  let db;
+  try {
+    db = openDatabase(path.join(config.dataDir, 'sluice.db'));
+  } catch (err) {
+    if (err instanceof DatabaseDamagedError) throw new StartupError(err.message, { cause: err });
+    throw err;
+  }
   const ledger = new Ledger(db);
-  const service = new UploadService({ config, ledger, staging, store, log, ...(overrides.now && { now: overrides.now }) });
+  const service = new UploadService({
+    config,
+    ledger,
+    staging,
+    store,
+    log,
+    ...(overrides.now && { now: overrides.now }),
+    ...(overrides.statfs && { statfs: overrides.statfs }),
+  });
   return { db, ledger, staging, store, service };
 }

@@ -39,6 +39,8 @@ export const ERRORS = {
   too_many_uploads: { status: 429, title: 'Too many unfinished uploads for this user' },
   rate_limited: { status: 429, title: 'Too many requests; slow down' },
   internal_error: { status: 500, title: 'Internal server error' },
+  overloaded: { status: 503, title: 'The server is overloaded; try again shortly' },
+  insufficient_storage: { status: 507, title: 'Not enough disk space for this upload' },
   storage_unavailable: { status: 503, title: 'The storage backend is unavailable; try again later' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -1,7 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { StorageStartupError } from './core.js';
+import { StartupError } from './core.js';
 
 /**
  * `npm start`: loads the configuration once, builds the app and serves until SIGTERM/SIGINT, then
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   try {
     ({ app, authenticator } = await buildApp(config));
   } catch (err) {
-    if (err instanceof StorageStartupError) {
+    if (err instanceof StartupError) {
       process.stderr.write(`sluice: ${err.message}\n`);
       process.exit(1);
     }

@@ -29,6 +29,10 @@ export function toSluiceError(err: unknown): SluiceError {
   if (fe.validation) {
     return new SluiceError('invalid_request', fe.message ?? ERRORS.invalid_request.title, { errors: fe.validation });
   }
+  // A full disk (a write, an fdatasync, or SQLite) is the client's 507, not an internal error.
+  if (fe.code === 'ENOSPC' || fe.code === 'EDQUOT' || fe.code === 'SQLITE_FULL') {
+    return new SluiceError('insufficient_storage', 'the disk is full: nothing from this request was recorded', {}, { cause: err });
+  }
   const mapped = (fe.code && FASTIFY_CODES[fe.code]) || (fe.statusCode && BY_STATUS[fe.statusCode]);
   if (mapped) return new SluiceError(mapped, fe.message);
   if ((fe as { type?: string }).type === 'entity.parse.failed' || err instanceof SyntaxError) {

@@ -11,14 +11,39 @@ export type Db = Database.Database;
  * and with NORMAL a power loss could drop the last commits that clients were already told about.
  * The extra WAL fsync is one per chunk, small next to the chunk's own fdatasync.
  */
+export class DatabaseDamagedError extends Error {
+  override name = 'DatabaseDamagedError';
+}
+
 export function openDatabase(file: string): Db {
   const db = new Database(file);
+  // A damaged ledger must stop start-up with a clear message, not fail later on some request.
+  let check: unknown;
+  try {
+    check = db.pragma('quick_check', { simple: true });
+  } catch (err) {
+    db.close();
+    throw new DatabaseDamagedError(`the ledger ${file} cannot be read (${(err as Error).message}); restore it from a backup or move it away to start empty`, { cause: err });
+  }
+  if (check !== 'ok') {
+    db.close();
+    throw new DatabaseDamagedError(`the ledger ${file} is damaged (quick_check: ${String(check)}); restore it from a backup or move it away to start empty`);
+  }
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
   migrate(db);
   return db;
+}
+
+/**
+ * Copies the WAL back into the database and truncates it. SQLite checkpoints on its own every
+ * 1000 pages, but only when no reader is in the way; doing it from the sweeper as well keeps the
+ * WAL from growing without bound under steady load.
+ */
+export function checkpoint(db: Db): void {
+  db.pragma('wal_checkpoint(TRUNCATE)');
 }
 
 /** Applies every migration newer than `PRAGMA user_version`, each in its own transaction. */

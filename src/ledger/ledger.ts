@@ -60,8 +60,15 @@ export interface OwnerLimits {
   quota: number | undefined;
 }
 
+/** Disk space seen just before creating: free bytes and the margin to keep. */
+export interface DiskBudget {
+  free: number;
+  margin: number;
+}
+
 export type CreateResult =
   | { kind: 'created'; upload: Upload }
+  | { kind: 'no_space'; outstanding: number; free: number }
   | { kind: 'too_many'; active: number }
   | { kind: 'over_quota'; reserved: number };
 
@@ -172,6 +179,7 @@ export class Ledger {
     terminateCompleted: Statement;
     consumePartial: Statement;
     usage: Statement<[string], { active: number; reserved: number }>;
+    outstanding: Statement<[], { outstanding: number }>;
   };
 
   constructor(private readonly db: Db) {
@@ -227,6 +235,11 @@ export class Ledger {
       usage: db.prepare(`
         SELECT COUNT(*) AS active, COALESCE(SUM(CASE WHEN concat LIKE 'final%' THEN 0 ELSE size END), 0) AS reserved
         FROM uploads WHERE owner = ? AND status IN ('uploading', 'finishing')`),
+      // Bytes promised to unfinished uploads but not yet written: staging files are sparse, so
+      // statfs does not count them yet. Finals hold no bytes of their own.
+      outstanding: db.prepare(`
+        SELECT COALESCE(SUM(size - bytes_received), 0) AS outstanding FROM uploads
+        WHERE status IN ('uploading', 'finishing') AND length_deferred = 0 AND (concat IS NULL OR concat = 'partial')`),
       consumePartial: db.prepare(`
         UPDATE uploads SET status = 'completed', location = @location, updated_at = @now, completed_at = @now
         WHERE id = @id AND status = 'uploading' AND concat = 'partial'`),
@@ -248,12 +261,17 @@ export class Ledger {
   }
 
   /**
-   * Creates an upload unless its owner already has `maxActive` unfinished uploads or the new one
-   * would take their reserved bytes past `quota`; check and insert are one transaction, so that
-   * concurrent creations cannot overshoot together.
+   * Creates an upload unless its owner already has `maxActive` unfinished uploads, the new one
+   * would take their reserved bytes past `quota`, or the disk cannot hold it next to every other
+   * outstanding reservation; check and insert are one transaction, so that concurrent creations
+   * cannot overshoot together.
    */
-  createWithin(u: NewUpload, limits: OwnerLimits): CreateResult {
+  createWithin(u: NewUpload, limits: OwnerLimits, disk?: DiskBudget): CreateResult {
     return this.db.transaction((): CreateResult => {
+      if (disk && !u.parts) {
+        const { outstanding } = this.stmts.outstanding.get() as { outstanding: number };
+        if (disk.free - outstanding - disk.margin < u.size) return { kind: 'no_space', outstanding, free: disk.free };
+      }
       const usage = this.stmts.usage.get(u.owner) as { active: number; reserved: number };
       if (usage.active >= limits.maxActive) return { kind: 'too_many', active: usage.active };
       const adds = u.parts ? 0 : u.size;

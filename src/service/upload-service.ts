@@ -3,13 +3,14 @@ import { Readable } from 'node:stream';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../config.js';
 import { SluiceError, isSluiceError } from '../errors.js';
-import type { Chunk, Ledger, NewUpload, Upload } from '../ledger/ledger.js';
+import type { Chunk, Ledger, NewUpload, StoredLocation, Upload } from '../ledger/ledger.js';
 import type { Download, FileStore } from '../storage/file-store.js';
 import type { StagingArea } from '../storage/staging-area.js';
 import { chunkSpan, spanForRange, totalChunks, type Span } from './chunk-grid.js';
 import { InFlight } from './in-flight.js';
 import { hashStream, writeBody } from './body-writer.js';
 import { TypePolicy, readHead } from './type-policy.js';
+import { reserveMargin, statFs, type StatFs } from '../storage/disk-space.js';
 import { verifying } from './verifying-stream.js';
 
 export interface CreateUploadInput {
@@ -31,6 +32,14 @@ export interface ChunkBody {
   declaredLength?: number | undefined;
   /** Client-supplied SHA-256 of the chunk, lowercase hex. */
   sha256?: string | undefined;
+}
+
+export interface ReconcileReport {
+  resumed: number;
+  completed: number;
+  failed: number;
+  orphansRemoved: number;
+  storeLeftoversRemoved: number;
 }
 
 export interface StreamUploadInput {
@@ -94,6 +103,7 @@ export interface ServiceDeps {
   store: FileStore;
   log: Logger;
   now?: () => number;
+  statfs?: StatFs;
 }
 
 /**
@@ -110,6 +120,7 @@ export class UploadService {
   private readonly now: () => number;
   private readonly inFlight: InFlight;
   private readonly typePolicy: TypePolicy | undefined;
+  private readonly statfs: StatFs;
   /** Finish jobs running in this process, so a second finish joins the first. */
   private readonly finishing = new Map<string, Promise<Upload>>();
   /** Bytes verified and handed to the store so far, per finishing upload (for status). */
@@ -130,6 +141,7 @@ export class UploadService {
     this.now = deps.now ?? Date.now;
     this.inFlight = new InFlight(deps.config.takeoverAfterMs, this.now);
     this.typePolicy = deps.config.allowedTypes ? new TypePolicy(deps.config.allowedTypes) : undefined;
+    this.statfs = deps.statfs ?? statFs;
   }
 
   async create(owner: string, input: CreateUploadInput): Promise<Upload> {
@@ -152,7 +164,7 @@ export class UploadService {
     const now = this.now();
     await this.staging.create(id, input.size);
     try {
-      return this.insert({
+      return await this.insert({
         id,
         owner,
         protocol: 'native',
@@ -172,12 +184,19 @@ export class UploadService {
     }
   }
 
-  /** Inserts a new upload within its owner's limits (MAX_ACTIVE_UPLOADS_PER_USER, USER_QUOTA). */
-  private insert(u: NewUpload): Upload {
-    const result = this.ledger.createWithin(u, { maxActive: this.config.maxActiveUploadsPerUser, quota: this.config.userQuota });
+  /**
+   * Inserts a new upload within its owner's limits (MAX_ACTIVE_UPLOADS_PER_USER, USER_QUOTA) and
+   * within the disk's free space (DISK_RESERVE kept free), before any byte is accepted.
+   */
+  private async insert(u: NewUpload): Promise<Upload> {
+    const { free, total } = await this.statfs(this.config.dataDir);
+    const disk = { free, margin: reserveMargin(total, this.config.diskReserve) };
+    const result = this.ledger.createWithin(u, { maxActive: this.config.maxActiveUploadsPerUser, quota: this.config.userQuota }, disk);
     switch (result.kind) {
       case 'created':
         return result.upload;
+      case 'no_space':
+        throw new SluiceError('insufficient_storage', `${u.size} bytes do not fit: ${result.free} free, ${result.outstanding} promised to unfinished uploads, ${disk.margin} kept in reserve`);
       case 'too_many':
         throw new SluiceError('too_many_uploads', `${result.active} unfinished uploads: finish or abort some first`, {
           max_active_uploads: this.config.maxActiveUploadsPerUser,
@@ -454,7 +473,7 @@ export class UploadService {
     const now = this.now();
     await this.staging.create(id, input.size ?? 0);
     try {
-      return this.insert({
+      return await this.insert({
         id,
         owner,
         protocol: 'tus',
@@ -497,7 +516,7 @@ export class UploadService {
     }
     this.checkNew(input.fileName, size);
     const now = this.now();
-    const upload = this.insert({
+    const upload = await this.insert({
       id: randomUUID(),
       owner,
       protocol: 'tus',
@@ -725,16 +744,73 @@ export class UploadService {
   }
 
   /**
-   * Start-up recovery: a `finishing` upload found at start-up was interrupted by a crash; nothing
-   * was published (the store publishes atomically), so it goes back to `uploading` and can be
-   * finished again.
+   * Start-up reconciliation after any stop, clean or not. The ledger is the truth, but a crash can
+   * leave it and the disk out of step; each case is settled explicitly and logged, and nothing is
+   * ever marked completed without its published bytes being found:
+   * - `finishing`: published already (the crash came between publishing and recording it) →
+   *   completed, with the digest the store kept or one computed now; its bytes still staged →
+   *   back to `uploading`, to be finished again; neither → failed.
+   * - `uploading` with no staging file → failed (its bytes are gone).
+   * - staging files no unfinished upload owns → removed.
+   * - leftovers of interrupted publishes (temporary files, S3 multipart uploads) → removed.
    */
-  recover(): number {
-    let count = 0;
+  async reconcile(): Promise<ReconcileReport> {
+    const report: ReconcileReport = { resumed: 0, completed: 0, failed: 0, orphansRemoved: 0, storeLeftoversRemoved: 0 };
     for (const id of this.ledger.idsWithStatus('finishing')) {
-      if (this.ledger.transition(id, 'finishing', 'uploading', this.now())) count++;
+      const upload = this.ledger.getUpload(id) as Upload;
+      const found = await this.store.locate(id, upload.fileName);
+      if (found) {
+        const sha256 = found.sha256 ?? upload.expectedSha256 ?? (await this.digestOf(found.location));
+        this.ledger.markCompleted(id, sha256, found.location, this.now());
+        await this.staging.remove(id);
+        for (const part of upload.parts ?? []) {
+          this.ledger.consumePartial(part, found.location, this.now());
+          await this.staging.remove(part);
+        }
+        report.completed++;
+        this.log.warn({ uploadId: id, event: 'recovered_completed' }, 'upload was published before the stop: recorded as completed');
+      } else if (await this.hasStagedBytes(upload)) {
+        this.ledger.transition(id, 'finishing', 'uploading', this.now());
+        report.resumed++;
+        this.log.warn({ uploadId: id, event: 'recovered_finishing' }, 'upload was finishing at the stop: it can be finished again');
+      } else {
+        this.ledger.markFailed(id, 'its bytes were lost while finishing', this.now());
+        report.failed++;
+        this.log.error({ uploadId: id, event: 'recovered_lost' }, 'upload was finishing at the stop and its bytes are gone');
+      }
     }
-    return count;
+    for (const id of this.ledger.idsWithStatus('uploading')) {
+      const upload = this.ledger.getUpload(id) as Upload;
+      if (await this.hasStagedBytes(upload)) continue;
+      this.ledger.transition(id, 'uploading', 'failed', this.now(), 'its staging file was missing at start-up');
+      report.failed++;
+      this.log.error({ uploadId: id, event: 'staging_missing' }, 'upload has no staging file: marked failed');
+    }
+    for (const name of await this.staging.list()) {
+      const owner = this.ledger.getUpload(name);
+      if (owner && (owner.status === 'uploading' || owner.status === 'finishing')) continue;
+      await this.staging.remove(name);
+      report.orphansRemoved++;
+      this.log.warn({ file: name, event: 'orphan_staging_removed' }, 'staging file without an unfinished upload removed');
+    }
+    try {
+      report.storeLeftoversRemoved = await this.store.cleanupIncomplete();
+    } catch (err) {
+      this.log.warn({ err, event: 'store_cleanup_unsupported' }, 'could not clean up interrupted publishes in the store');
+    }
+    return report;
+  }
+
+  private async hasStagedBytes(upload: Upload): Promise<boolean> {
+    if (!upload.parts) return this.staging.exists(upload.id);
+    for (const part of upload.parts) if (!(await this.staging.exists(part))) return false;
+    return true;
+  }
+
+  private async digestOf(location: StoredLocation): Promise<string> {
+    const download = await this.store.read(location);
+    if (download.kind !== 'stream') throw new Error('a store that keeps no digest must be readable');
+    return hashStream(download.stream);
   }
 
   get chunksInFlight(): number {

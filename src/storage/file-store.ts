@@ -51,4 +51,16 @@ export interface FileStore {
 
   /** Deletes a published object; deleting one that is gone is not an error. */
   delete(location: StoredLocation): Promise<void>;
+
+  /**
+   * The object published for an upload, if one is visible, with the SHA-256 the store recorded
+   * for it when it keeps one. Used after a crash between publishing and recording the result.
+   */
+  locate(id: string, fileName: string): Promise<{ location: StoredLocation; sha256: string | undefined } | undefined>;
+
+  /**
+   * Removes what interrupted publishes left behind (temporary files, incomplete multipart
+   * uploads), where the store supports it; returns how many. Never touches published objects.
+   */
+  cleanupIncomplete(): Promise<number>;
 }

@@ -65,6 +65,26 @@ export class LocalStore implements FileStore {
     await fs.rm(this.resolve(location), { force: true });
   }
 
+  async locate(id: string): Promise<{ location: StoredLocation; sha256: string | undefined } | undefined> {
+    const relative = path.posix.join('files', id);
+    try {
+      await fs.access(path.join(this.dataDir, relative));
+      return { location: { backend: 'local', path: relative }, sha256: undefined };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async cleanupIncomplete(): Promise<number> {
+    let removed = 0;
+    for (const name of await fs.readdir(this.filesDir)) {
+      if (!name.startsWith('.incoming-')) continue;
+      await fs.rm(path.join(this.filesDir, name), { force: true });
+      removed++;
+    }
+    return removed;
+  }
+
   private resolve(location: StoredLocation): string {
     if (location.backend !== 'local') throw new Error(`local store cannot read a ${location.backend} location`);
     const file = path.resolve(this.dataDir, location.path);

@@ -20,7 +20,10 @@
  * Downloads are short-lived presigned GET URLs, so bytes flow from S3 to the client directly.
  */
 import {
+  AbortMultipartUploadCommand,
   DeleteObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   PutObjectCommand,
@@ -125,6 +128,29 @@ export class S3Store implements FileStore {
   async delete(location: StoredLocation): Promise<void> {
     const { bucket, key } = this.s3Location(location);
     await this.client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  }
+
+  async locate(id: string, fileName: string): Promise<{ location: StoredLocation; sha256: string | undefined } | undefined> {
+    const key = this.keyFor(id, fileName);
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: key }));
+      return { location: { backend: 's3', bucket: this.config.bucket, key }, sha256: head.Metadata?.sha256 };
+    } catch (err) {
+      if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Aborts multipart uploads under the prefix that a crash left open (S3 keeps charging for them). */
+  async cleanupIncomplete(): Promise<number> {
+    let aborted = 0;
+    const list = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.config.bucket, Prefix: this.config.prefix }));
+    for (const upload of list.Uploads ?? []) {
+      if (!upload.Key || !upload.UploadId) continue;
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.config.bucket, Key: upload.Key, UploadId: upload.UploadId }));
+      aborted++;
+    }
+    return aborted;
   }
 
   private s3Location(location: StoredLocation): { bucket: string; key: string } {

@@ -123,6 +123,12 @@ class FlakyStore implements FileStore {
   delete(...args: Parameters<FileStore['delete']>) {
     return this.inner.delete(...args);
   }
+  locate(id: string) {
+    return this.inner.locate(id);
+  }
+  cleanupIncomplete() {
+    return this.inner.cleanupIncomplete();
+  }
 }
 
 t.test('a store failure is not data loss: 503 storage_unavailable, bytes kept, finish again succeeds', async (t) => {
