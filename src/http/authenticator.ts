@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import type { JWTVerifyGetKey } from 'jose';
 import type { AuthConfig } from '../config.js';
 
 /**
@@ -10,25 +10,29 @@ import type { AuthConfig } from '../config.js';
 export class Authenticator {
   /** SHA-256 of each static token, so that every comparison has the same length. */
   private readonly tokens: { digest: Buffer; user: string }[];
-  private readonly jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
+  private jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
   private readonly jwtAlgorithms: string[];
+  private jose: typeof import('jose') | undefined;
 
   constructor(private readonly config: AuthConfig) {
     this.tokens = [...config.tokens].map(([token, user]) => ({ digest: digest(token), user }));
-    if (config.jwt?.secret) {
-      this.jwtKey = new TextEncoder().encode(config.jwt.secret);
-      this.jwtAlgorithms = ['HS256'];
-    } else if (config.jwt?.jwksUrl) {
-      this.jwtKey = createRemoteJWKSet(new URL(config.jwt.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000 });
-      this.jwtAlgorithms = ['RS256', 'ES256'];
-    } else {
-      this.jwtAlgorithms = [];
-    }
+    this.jwtAlgorithms = config.jwt?.secret ? ['HS256'] : config.jwt?.jwksUrl ? ['RS256', 'ES256'] : [];
   }
 
   /** No authentication configured: everyone is the one anonymous user. */
   get anonymous(): boolean {
-    return this.tokens.length === 0 && this.jwtKey === undefined;
+    return this.tokens.length === 0 && this.config.jwt === undefined;
+  }
+
+  /** Loads jose only when JWTs are configured: it is a sizeable part of an idle server's memory. */
+  private async verifier(): Promise<typeof import('jose')> {
+    if (!this.jose) {
+      this.jose = await import('jose');
+      const jwt = this.config.jwt;
+      if (jwt?.secret) this.jwtKey = new TextEncoder().encode(jwt.secret);
+      else if (jwt?.jwksUrl) this.jwtKey = this.jose.createRemoteJWKSet(new URL(jwt.jwksUrl), { cacheMaxAge: 10 * 60_000, cooldownDuration: 30_000 });
+    }
+    return this.jose;
   }
 
   async userFor(token: string): Promise<string | undefined> {
@@ -38,7 +42,8 @@ export class Authenticator {
     for (const entry of this.tokens) {
       if (timingSafeEqual(entry.digest, given) && user === undefined) user = entry.user;
     }
-    if (user !== undefined || this.jwtKey === undefined) return user;
+    if (user !== undefined || this.config.jwt === undefined) return user;
+    const { jwtVerify } = await this.verifier();
     try {
       const options = {
         algorithms: this.jwtAlgorithms,
@@ -46,7 +51,8 @@ export class Authenticator {
         ...(this.config.jwt?.audience && { audience: this.config.jwt.audience }),
       };
       // jose enforces exp and nbf (and iss/aud when given).
-      const { payload } = this.jwtKey instanceof Uint8Array ? await jwtVerify(token, this.jwtKey, options) : await jwtVerify(token, this.jwtKey, options);
+      const key = this.jwtKey as Uint8Array | JWTVerifyGetKey;
+      const { payload } = key instanceof Uint8Array ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
       return typeof payload.sub === 'string' && /^[^\u0000-\u001f]{1,256}$/.test(payload.sub) ? payload.sub : undefined;
     } catch {
       return undefined;

@@ -1,4 +1,3 @@
-import { fileTypeFromBuffer } from 'file-type';
 import type { Readable } from 'node:stream';
 
 /** How many leading bytes are enough for file-type to recognise a format. */
@@ -32,6 +31,8 @@ export class TypePolicy {
   constructor(private readonly patterns: string[]) {}
 
   async violation(declared: string, head: Buffer): Promise<string | undefined> {
+    // Loaded on first use: only servers with ALLOWED_TYPES pay for file-type's memory.
+    const { fileTypeFromBuffer } = await import('file-type');
     const detected = (await fileTypeFromBuffer(head))?.mime;
     const claimed = canonical(declared);
     if (detected && !GENERIC.has(claimed) && canonical(detected) !== claimed) {
