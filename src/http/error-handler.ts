@@ -43,7 +43,6 @@ export function toSluiceError(err: unknown): SluiceError {
 
 /** Renders an error as an RFC 9457 problem document. */
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: SluiceError): FastifyReply {
-  if (!request.raw.complete) reply.header('connection', 'close');
   return reply
     .code(err.status)
     .type(PROBLEM_JSON)
@@ -74,10 +73,38 @@ export function logRequestError(request: FastifyRequest, reply: FastifyReply, ra
   const canAnswer = !(reply.sent || reply.raw.destroyed || request.raw.socket?.destroyed);
   if (canAnswer) {
     for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
-    // A body we did not read to its end cannot be skipped safely on a kept-alive connection.
-    if (!request.raw.complete) reply.header('connection', 'close');
+    if (!request.raw.complete) lingerThenClose(request, reply);
   }
   return canAnswer;
+}
+
+/** How long, and how much, of a refused body is read and discarded after the error response. */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * A lingering close for a request whose body was refused before it ended. Closing at once would
+ * make the client's next bytes draw a TCP reset, and a reset makes the client's kernel discard the
+ * error response it has not read yet (and `Connection: close` makes Node close right after the
+ * response). So the rest of the body is read and dropped for a bounded time and size, and only
+ * then is the socket destroyed - unless the body ends first and the connection can be reused.
+ */
+function lingerThenClose(request: FastifyRequest, _reply: FastifyReply): void {
+  const req = request.raw;
+  const socket = req.socket;
+  _reply.raw.once('finish', () => {
+    if (req.complete || socket.destroyed) return;
+    let drained = 0;
+    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    timer.unref();
+    req.on('data', (buf: Buffer) => {
+      drained += buf.length;
+      if (drained > LINGER_BYTES) socket.destroy();
+    });
+    req.once('end', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+    req.resume();
+  });
 }
 
 export function registerErrorHandler(app: FastifyInstance): void {

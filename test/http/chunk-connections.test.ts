@@ -16,7 +16,7 @@ async function setup(t: TestContext, env: Record<string, string> = {}) {
   return { s, up, part, rows, head };
 }
 
-t.test('a body that never ends is cut off: 400 chunk_length_mismatch and the connection is closed', async (t) => {
+t.test('a body that never ends is cut off: 400 chunk_length_mismatch, then the connection is closed', async (t) => {
   const { s, up, rows } = await setup(t);
   const host = new URL(s.url).host;
   const req = rawRequest(s.url, `PUT /v1/uploads/${up.id}/chunks/0 HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nTransfer-Encoding: chunked\n`);
@@ -30,9 +30,9 @@ t.test('a body that never ends is cut off: 400 chunk_length_mismatch and the con
   const { status, text } = await req.responseHead();
   t.equal(status, 400);
   t.match(text, /chunk_length_mismatch/);
-  t.match(text.toLowerCase(), /connection: close/);
+  // The server lingers (reading and dropping the rest) so that the answer is not lost to a reset.
   await Promise.race([req.closedPromise, sleep(5000)]);
-  t.ok(req.closed, 'the server closed the socket');
+  t.ok(req.closed, 'the server closed the socket after a bounded linger');
   t.same(rows(), [], 'nothing recorded');
 });
 
