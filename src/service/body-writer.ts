@@ -3,9 +3,11 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 export interface WrittenBody {
-  /** Bytes written (and, when `durable`, fdatasynced) at `offset`. */
+  /** Bytes written and fdatasynced at `offset`. */
   bytes: number;
-  /** SHA-256 of those bytes, hex. */
+  /** Where the last segment starts (after the last checkpoint; 0 without checkpoints). */
+  segmentStart: number;
+  /** SHA-256 of the last segment's bytes, hex (of all bytes without checkpoints). */
   sha256: string;
   /** Set when the body did not end normally (client gone, evicted, over `max`); `bytes` still counts. */
   error?: unknown;
@@ -21,6 +23,11 @@ export interface WriteOptions {
   touch: () => void;
   /** More hashes to feed with the same bytes (a client checksum, a running whole-file hash). */
   also?: Hash[];
+  /**
+   * Make long bodies durable as they go: after every `every` bytes, fdatasync and hand the segment
+   * to `record`, so that a crash mid-body keeps what was already received.
+   */
+  checkpoint?: { every: number; record: (segment: { offset: number; length: number; sha256: string }) => void };
 }
 
 /**
@@ -30,8 +37,9 @@ export interface WriteOptions {
  * socket, so an answer can still be sent) once `max` is exceeded.
  */
 export async function writeBody(fh: FileHandle | null, stream: Readable, opts: WriteOptions): Promise<WrittenBody> {
-  const hash = createHash('sha256');
+  let hash = createHash('sha256');
   let bytes = 0;
+  let segmentStart = 0;
   let error: unknown;
   let overflow = false;
   try {
@@ -52,6 +60,12 @@ export async function writeBody(fh: FileHandle | null, stream: Readable, opts: W
         }
         bytes += buf.length;
       }
+      if (opts.checkpoint && fh && bytes - segmentStart >= opts.checkpoint.every) {
+        await fh.datasync();
+        opts.checkpoint.record({ offset: opts.offset + segmentStart, length: bytes - segmentStart, sha256: hash.digest('hex') });
+        hash = createHash('sha256');
+        segmentStart = bytes;
+      }
       if (overflow) break;
     }
   } catch (err) {
@@ -59,7 +73,7 @@ export async function writeBody(fh: FileHandle | null, stream: Readable, opts: W
   }
   // Durable before anyone records it: the ledger must never count bytes a crash could lose.
   await fh?.datasync();
-  return { bytes, sha256: hash.digest('hex'), overflow, ...(error !== undefined && { error }) };
+  return { bytes, segmentStart, sha256: hash.digest('hex'), overflow, ...(error !== undefined && { error }) };
 }
 
 /** SHA-256 of everything a stream yields. */

@@ -596,6 +596,16 @@ export class UploadService {
           max: room,
           touch: writer.touch,
           also: [...(candidate ? [candidate] : []), ...checks.values()],
+          // A checksummed body is all or nothing; any other long body is made durable as it goes.
+          ...(!req.checksum && {
+            checkpoint: {
+              every: APPEND_CHECKPOINT_BYTES,
+              record: (segment) => {
+                upload = this.recordAppended(upload, segment);
+                if (candidate) this.running.set(id, { hash: candidate.copy(), upTo: upload.bytesReceived });
+              },
+            },
+          }),
         });
       } finally {
         await fh.close();
@@ -610,11 +620,8 @@ export class UploadService {
           throw new SluiceError('checksum_mismatch', `the body's ${expected.algorithm} is ${digest.toString('base64')}`);
         }
       }
-      if (written.bytes > 0) {
-        const result = this.ledger.recordExtent(id, { offset: req.offset, length: written.bytes, sha256: written.sha256 }, this.now());
-        if (result.kind === 'offset_moved') throw new SluiceError('offset_mismatch', 'the upload moved on meanwhile', { offset: result.upload.bytesReceived });
-        if (result.kind === 'not_writable') throw notWritable(result.upload ?? upload);
-        upload = result.upload;
+      if (written.bytes > written.segmentStart) {
+        upload = this.recordAppended(upload, { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart, sha256: written.sha256 });
         if (candidate) this.running.set(id, { hash: candidate, upTo: upload.bytesReceived });
       }
       if (written.error !== undefined) throw written.error;
@@ -636,6 +643,14 @@ export class UploadService {
       return this.publishIfComplete(id);
     }
     return upload;
+  }
+
+  /** Records durable appended bytes as one extent; throws if the upload moved on or closed. */
+  private recordAppended(upload: Upload, extent: { offset: number; length: number; sha256: string }): Upload {
+    const result = this.ledger.recordExtent(upload.id, extent, this.now());
+    if (result.kind === 'offset_moved') throw new SluiceError('offset_mismatch', 'the upload moved on meanwhile', { offset: result.upload.bytesReceived });
+    if (result.kind === 'not_writable') throw notWritable(result.upload ?? upload);
+    return result.upload;
   }
 
   /** Sets a deferred length once the client knows it; a known length can only be repeated. */
@@ -843,6 +858,9 @@ export class UploadService {
     return span;
   }
 }
+
+/** A long append is made durable and recorded every this many bytes (tus PATCH, IETF append). */
+const APPEND_CHECKPOINT_BYTES = 16 * 1024 * 1024;
 
 // C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings, overrides and isolates,
 // zero-width characters and the BOM, and path separators.
