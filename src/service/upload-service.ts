@@ -1,100 +1,32 @@
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../config.js';
-import { SluiceError, isSluiceError } from '../errors.js';
-import type { Chunk, Ledger, NewUpload, StoredLocation, Upload } from '../ledger/ledger.js';
+import { SluiceError } from '../errors.js';
+import type { Chunk, Ledger, NewUpload, Upload } from '../ledger/ledger.js';
 import type { Download, FileStore } from '../storage/file-store.js';
 import type { StagingArea } from '../storage/staging-area.js';
 import { chunkSpan, spanForRange, totalChunks, type Span } from './chunk-grid.js';
 import { InFlight } from './in-flight.js';
-import { hashStream, writeBody } from './body-writer.js';
-import { TypePolicy, readHead } from './type-policy.js';
+import { Publisher } from './publisher.js';
+import { reconcile } from './reconcile.js';
+import type {
+  AppendRequest,
+  ChunkAddress,
+  ChunkBody,
+  ChunkReceipt,
+  ConcatInput,
+  CreateUploadInput,
+  ReconcileReport,
+  StreamUploadInput,
+} from './upload-types.js';
+
+export type * from './upload-types.js';
+import { writeBody } from './body-writer.js';
+import { TypePolicy } from './type-policy.js';
 import { reserveMargin, statFs, type StatFs } from '../storage/disk-space.js';
-import { verifying } from './verifying-stream.js';
-
-export interface CreateUploadInput {
-  fileName: string;
-  size: number;
-  sha256?: string | undefined;
-  chunkSize?: number | undefined;
-  contentType?: string | undefined;
-  metadata?: Record<string, string> | undefined;
-}
-
-/** How a chunk is addressed: by grid index, or by an exact byte range (`Content-Range`). */
-export type ChunkAddress = { index: number } | { range: { first: number; last: number; size: number } };
-
-export interface ChunkBody {
-  /** The bytes; the service reads it once and destroys it if another writer takes over. */
-  stream: Readable;
-  /** The length the client declared (Content-Length), when it declared one. */
-  declaredLength?: number | undefined;
-  /** Client-supplied SHA-256 of the chunk, lowercase hex. */
-  sha256?: string | undefined;
-}
-
-export interface ReconcileReport {
-  resumed: number;
-  completed: number;
-  failed: number;
-  orphansRemoved: number;
-  storeLeftoversRemoved: number;
-}
-
-export interface StreamUploadInput {
-  fileName: string;
-  contentType: string;
-  metadata: Record<string, string>;
-  /** undefined: the length is deferred. */
-  size: number | undefined;
-  /** The client's Upload-Metadata header, echoed as received. */
-  tusMetadata: string | null;
-  partial: boolean;
-}
-
-export interface ConcatInput {
-  fileName: string;
-  contentType: string;
-  metadata: Record<string, string>;
-  tusMetadata: string | null;
-  /** The Upload-Concat value, echoed as received. */
-  concat: string;
-}
-
-export interface BodyChecksum {
-  algorithm: string;
-  digest: Buffer;
-}
 
 /** Algorithms a trailer may name; all are computed while the body streams, one is checked. */
 const TRAILER_ALGORITHMS = ['sha1', 'md5', 'sha256'];
-
-export interface AppendRequest {
-  /** Where the client says the bytes go: must be the upload's current end. */
-  offset: number;
-  stream: Readable;
-  declaredLength?: number | undefined;
-  /** The upload's length, when the client sends it (required once for a deferred length). */
-  length?: number | undefined;
-  /**
-   * A checksum of the whole body (tus checksum extension): node algorithm name and digest, or a
-   * function that reads it from the request's trailer once the body has ended (checksum-trailer).
-   */
-  checksum?: BodyChecksum | { trailer: () => BodyChecksum } | undefined;
-  /**
-   * The body ends the upload (IETF `Upload-Complete: ?1`): a deferred length becomes the bytes
-   * received, and a known length must be reached exactly.
-   */
-  complete?: boolean | undefined;
-}
-
-export interface ChunkReceipt {
-  chunk: Chunk;
-  upload: Upload;
-  /** False when this exact chunk had already been recorded (an idempotent retry). */
-  created: boolean;
-}
 
 export interface ServiceDeps {
   config: Config;
@@ -119,18 +51,8 @@ export class UploadService {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly inFlight: InFlight;
-  private readonly typePolicy: TypePolicy | undefined;
   private readonly statfs: StatFs;
-  /** Finish jobs running in this process, so a second finish joins the first. */
-  private readonly finishing = new Map<string, Promise<Upload>>();
-  /** Bytes verified and handed to the store so far, per finishing upload (for status). */
-  private readonly finishBytes = new Map<string, number>();
-  /**
-   * Running whole-file SHA-256 of uploads whose bytes arrived in order from offset 0 (tus appends),
-   * so that finishing needs no extra read to learn the digest. Memory only: after a restart the
-   * digest is computed by reading the file once.
-   */
-  private readonly running = new Map<string, { hash: Hash; upTo: number }>();
+  private readonly publisher: Publisher;
 
   constructor(deps: ServiceDeps) {
     this.config = deps.config;
@@ -140,7 +62,8 @@ export class UploadService {
     this.log = deps.log;
     this.now = deps.now ?? Date.now;
     this.inFlight = new InFlight(deps.config.takeoverAfterMs, this.now);
-    this.typePolicy = deps.config.allowedTypes ? new TypePolicy(deps.config.allowedTypes) : undefined;
+    const typePolicy = deps.config.allowedTypes ? new TypePolicy(deps.config.allowedTypes) : undefined;
+    this.publisher = new Publisher({ ledger: this.ledger, staging: this.staging, store: this.store, log: this.log, now: this.now, typePolicy });
     this.statfs = deps.statfs ?? statFs;
   }
 
@@ -340,7 +263,7 @@ export class UploadService {
       }
       return { upload, done: Promise.resolve(upload) };
     }
-    const running = this.finishing.get(id);
+    const running = this.publisher.job(id);
     if (running) return { upload, done: running };
     if (upload.status !== 'uploading') throw notWritable(upload);
     requireNative(upload);
@@ -361,103 +284,8 @@ export class UploadService {
       // Another request moved it first: join its job, or report the state it reached.
       return this.startFinish(owner, id, sha256);
     }
-    const done = this.startPublish(upload, expected);
+    const done = this.publisher.start(upload, expected);
     return { upload: this.ledger.getUpload(id) as Upload, done };
-  }
-
-  /** Fraction of the file already verified and handed to the store while `finishing`. */
-  finishProgress(upload: Upload): number | undefined {
-    if (upload.status !== 'finishing') return undefined;
-    const bytes = this.finishBytes.get(upload.id) ?? 0;
-    return upload.size === 0 ? 0 : bytes / upload.size;
-  }
-
-  /**
-   * Where an upload's bytes are read from when it is published: its own staging file, or - for a
-   * final (concatenated) upload - its partial uploads' staging files in order, with no copy made.
-   */
-  private sourceOf(upload: Upload): { stagingPath: string | null; open(): Readable } {
-    const parts = upload.parts;
-    if (parts) {
-      const staging = this.staging;
-      return {
-        stagingPath: null,
-        open: () =>
-          Readable.from(
-            (async function* () {
-              for (const part of parts) yield* staging.openForRead(part);
-            })(),
-            { objectMode: false },
-          ),
-      };
-    }
-    return { stagingPath: this.staging.pathOf(upload.id), open: () => this.staging.openForRead(upload.id) };
-  }
-
-  /**
-   * Publishes a `finishing` upload. `sha256` is the digest the bytes must have; when it is not known
-   * (a tus upload after a restart lost its running hash) one read computes it first. The publishing
-   * read verifies it again, so the store only ever receives bytes that match the recorded digest.
-   */
-  private async publish(upload: Upload, sha256: string | null): Promise<Upload> {
-    const { id } = upload;
-    const started = this.now();
-    const source = this.sourceOf(upload);
-    try {
-      if (this.typePolicy) {
-        const reason = await this.typePolicy.violation(upload.contentType, await readHead(source.open()));
-        if (reason) throw new SluiceError('type_not_allowed', reason);
-      }
-      const expected = sha256 ?? (await hashStream(source.open()));
-      const location = await this.store.publish({
-        id,
-        stagingPath: source.stagingPath,
-        size: upload.size,
-        fileName: upload.fileName,
-        contentType: upload.contentType,
-        sha256: expected,
-        open: () => verifying(source.open(), expected, upload.size, (n) => this.finishBytes.set(id, n)),
-      });
-      this.ledger.markCompleted(id, expected, location, this.now());
-      await this.staging.remove(id);
-      for (const part of upload.parts ?? []) {
-        // The partial uploads' bytes now live in the final upload: release them.
-        this.ledger.consumePartial(part, location, this.now());
-        await this.staging.remove(part);
-      }
-      this.running.delete(id);
-      this.log.info({ uploadId: id, size: upload.size, ms: this.now() - started, event: 'upload_completed' }, 'upload completed');
-      return this.ledger.getUpload(id) as Upload;
-    } catch (err) {
-      if (isSluiceError(err) && (err.code === 'file_checksum_mismatch' || err.code === 'type_not_allowed')) {
-        // The bytes are wrong (or not welcome) and can never become right: fail the upload, drop its bytes.
-        this.ledger.markFailed(id, err.message, this.now());
-        this.ledger.deleteChunks(id);
-        await this.staging.remove(id);
-        this.running.delete(id);
-        this.log.warn({ uploadId: id, event: 'upload_failed' }, err.message);
-        throw err;
-      }
-      // Anything else (the store is down, a disk error) is retryable: keep the bytes, reopen the upload.
-      this.ledger.transition(id, 'finishing', 'uploading', this.now(), 'storing the file failed; its bytes are kept, finish again');
-      this.log.error({ uploadId: id, err, event: 'publish_failed' }, 'publishing the upload failed');
-      throw new SluiceError('storage_unavailable', 'the file could not be stored; its bytes are kept, finish again later', {}, { cause: err });
-    }
-  }
-
-  /**
-   * Starts publishing an upload (or joins the job already running) and returns the job. The job
-   * belongs to the service: nobody waiting for it does not cancel it, and its failure is handled.
-   */
-  private startPublish(upload: Upload, sha256: string | null): Promise<Upload> {
-    const { id } = upload;
-    const done = this.publish(upload, sha256).finally(() => {
-      this.finishing.delete(id);
-      this.finishBytes.delete(id);
-    });
-    done.catch(() => {}); // callers that wait see the error; nobody waiting must not crash the process
-    this.finishing.set(id, done);
-    return done;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -582,7 +410,7 @@ export class UploadService {
       if (req.declaredLength !== undefined && req.declaredLength > room) {
         throw new SluiceError('upload_too_large', `the body (${req.declaredLength} bytes) runs past the end of the upload (${room} bytes left)`);
       }
-      const running = this.running.get(id);
+      const running = this.publisher.running.get(id);
       const candidate = running?.upTo === req.offset ? running.hash.copy() : req.offset === 0 ? createHash('sha256') : undefined;
       const checks = new Map<string, Hash>();
       if (req.checksum) {
@@ -602,7 +430,7 @@ export class UploadService {
               every: APPEND_CHECKPOINT_BYTES,
               record: (segment) => {
                 upload = this.recordAppended(upload, segment);
-                if (candidate) this.running.set(id, { hash: candidate.copy(), upTo: upload.bytesReceived });
+                if (candidate) this.publisher.running.set(id, { hash: candidate.copy(), upTo: upload.bytesReceived });
               },
             },
           }),
@@ -622,7 +450,7 @@ export class UploadService {
       }
       if (written.bytes > written.segmentStart) {
         upload = this.recordAppended(upload, { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart, sha256: written.sha256 });
-        if (candidate) this.running.set(id, { hash: candidate, upTo: upload.bytesReceived });
+        if (candidate) this.publisher.running.set(id, { hash: candidate, upTo: upload.bytesReceived });
       }
       if (written.error !== undefined) throw written.error;
       if (written.overflow) throw new SluiceError('upload_too_large', `the body runs past the end of the upload (${room} bytes left)`);
@@ -671,14 +499,12 @@ export class UploadService {
    * as it is. The digest comes from the running hash when the bytes arrived in order.
    */
   async publishIfComplete(id: string): Promise<Upload> {
-    const joined = this.finishing.get(id);
+    const joined = this.publisher.job(id);
     if (joined) return joined;
     const upload = this.ledger.getUpload(id);
     if (!upload || upload.status !== 'uploading' || !this.hasAllBytes(upload)) return upload as Upload;
-    if (!this.ledger.transition(id, 'uploading', 'finishing', this.now())) return this.finishing.get(id) ?? (this.ledger.getUpload(id) as Upload);
-    const running = this.running.get(id);
-    const digest = running?.upTo === upload.size ? running.hash.copy().digest('hex') : null;
-    return this.startPublish(this.ledger.getUpload(id) as Upload, digest);
+    if (!this.ledger.transition(id, 'uploading', 'finishing', this.now())) return this.publisher.job(id) ?? (this.ledger.getUpload(id) as Upload);
+    return this.publisher.start(this.ledger.getUpload(id) as Upload, this.publisher.runningDigest(upload));
   }
 
   /**
@@ -701,7 +527,7 @@ export class UploadService {
   async retryPublishing(): Promise<number> {
     let started = 0;
     for (const id of this.ledger.awaitingPublish()) {
-      if (this.finishing.has(id)) continue;
+      if (this.publisher.job(id) !== undefined) continue;
       const upload = this.ledger.getUpload(id);
       if (!upload || !this.hasAllBytes(upload)) continue;
       started++;
@@ -720,7 +546,7 @@ export class UploadService {
       throw notWritable(this.get(owner, id));
     }
     this.ledger.deleteChunks(id);
-    this.running.delete(id);
+    this.publisher.running.delete(id);
     await this.staging.remove(id);
     this.log.info({ uploadId: id, event: 'upload_aborted' }, 'upload aborted');
   }
@@ -742,7 +568,7 @@ export class UploadService {
   async expire(id: string): Promise<boolean> {
     if (!this.ledger.transition(id, 'uploading', 'expired', this.now())) return false;
     this.ledger.deleteChunks(id);
-    this.running.delete(id);
+    this.publisher.running.delete(id);
     await this.staging.remove(id);
     this.log.info({ uploadId: id, event: 'upload_expired' }, 'upload expired');
     return true;
@@ -758,74 +584,14 @@ export class UploadService {
     }
   }
 
-  /**
-   * Start-up reconciliation after any stop, clean or not. The ledger is the truth, but a crash can
-   * leave it and the disk out of step; each case is settled explicitly and logged, and nothing is
-   * ever marked completed without its published bytes being found:
-   * - `finishing`: published already (the crash came between publishing and recording it) →
-   *   completed, with the digest the store kept or one computed now; its bytes still staged →
-   *   back to `uploading`, to be finished again; neither → failed.
-   * - `uploading` with no staging file → failed (its bytes are gone).
-   * - staging files no unfinished upload owns → removed.
-   * - leftovers of interrupted publishes (temporary files, S3 multipart uploads) → removed.
-   */
-  async reconcile(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { resumed: 0, completed: 0, failed: 0, orphansRemoved: 0, storeLeftoversRemoved: 0 };
-    for (const id of this.ledger.idsWithStatus('finishing')) {
-      const upload = this.ledger.getUpload(id) as Upload;
-      const found = await this.store.locate(id, upload.fileName);
-      if (found) {
-        const sha256 = found.sha256 ?? upload.expectedSha256 ?? (await this.digestOf(found.location));
-        this.ledger.markCompleted(id, sha256, found.location, this.now());
-        await this.staging.remove(id);
-        for (const part of upload.parts ?? []) {
-          this.ledger.consumePartial(part, found.location, this.now());
-          await this.staging.remove(part);
-        }
-        report.completed++;
-        this.log.warn({ uploadId: id, event: 'recovered_completed' }, 'upload was published before the stop: recorded as completed');
-      } else if (await this.hasStagedBytes(upload)) {
-        this.ledger.transition(id, 'finishing', 'uploading', this.now());
-        report.resumed++;
-        this.log.warn({ uploadId: id, event: 'recovered_finishing' }, 'upload was finishing at the stop: it can be finished again');
-      } else {
-        this.ledger.markFailed(id, 'its bytes were lost while finishing', this.now());
-        report.failed++;
-        this.log.error({ uploadId: id, event: 'recovered_lost' }, 'upload was finishing at the stop and its bytes are gone');
-      }
-    }
-    for (const id of this.ledger.idsWithStatus('uploading')) {
-      const upload = this.ledger.getUpload(id) as Upload;
-      if (await this.hasStagedBytes(upload)) continue;
-      this.ledger.transition(id, 'uploading', 'failed', this.now(), 'its staging file was missing at start-up');
-      report.failed++;
-      this.log.error({ uploadId: id, event: 'staging_missing' }, 'upload has no staging file: marked failed');
-    }
-    for (const name of await this.staging.list()) {
-      const owner = this.ledger.getUpload(name);
-      if (owner && (owner.status === 'uploading' || owner.status === 'finishing')) continue;
-      await this.staging.remove(name);
-      report.orphansRemoved++;
-      this.log.warn({ file: name, event: 'orphan_staging_removed' }, 'staging file without an unfinished upload removed');
-    }
-    try {
-      report.storeLeftoversRemoved = await this.store.cleanupIncomplete();
-    } catch (err) {
-      this.log.warn({ err, event: 'store_cleanup_unsupported' }, 'could not clean up interrupted publishes in the store');
-    }
-    return report;
+  /** Start-up reconciliation of the ledger with the disk and the store (see reconcile.ts). */
+  reconcile(): Promise<ReconcileReport> {
+    return reconcile({ ledger: this.ledger, staging: this.staging, store: this.store, log: this.log, now: this.now });
   }
 
-  private async hasStagedBytes(upload: Upload): Promise<boolean> {
-    if (!upload.parts) return this.staging.exists(upload.id);
-    for (const part of upload.parts) if (!(await this.staging.exists(part))) return false;
-    return true;
-  }
-
-  private async digestOf(location: StoredLocation): Promise<string> {
-    const download = await this.store.read(location);
-    if (download.kind !== 'stream') throw new Error('a store that keeps no digest must be readable');
-    return hashStream(download.stream);
+  /** Fraction of the file already verified and handed to the store while `finishing`. */
+  finishProgress(upload: Upload): number | undefined {
+    return this.publisher.progress(upload);
   }
 
   get chunksInFlight(): number {

@@ -1,0 +1,160 @@
+import type { Hash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { FastifyBaseLogger as Logger } from 'fastify';
+import { SluiceError, isSluiceError } from '../errors.js';
+import type { Ledger, Upload } from '../ledger/ledger.js';
+import type { FileStore } from '../storage/file-store.js';
+import type { StagingArea } from '../storage/staging-area.js';
+import { hashStream } from './body-writer.js';
+import { readHead, type TypePolicy } from './type-policy.js';
+import { verifying } from './verifying-stream.js';
+
+export interface PublisherDeps {
+  ledger: Ledger;
+  staging: StagingArea;
+  store: FileStore;
+  log: Logger;
+  now: () => number;
+  typePolicy: TypePolicy | undefined;
+}
+
+/**
+ * The finish pipeline both protocols share: a `finishing` upload's bytes are read once - checked
+ * against the type policy, hashed and verified on their way into the store - and only a verified
+ * file is published. Publish jobs belong to the process, not to a request; a second finish joins
+ * the running job. Also keeps the running whole-file hashes of uploads whose bytes arrived in order.
+ */
+export class Publisher {
+  private readonly ledger: Ledger;
+  private readonly staging: StagingArea;
+  private readonly store: FileStore;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly typePolicy: TypePolicy | undefined;
+  /** Publish jobs running in this process, so a second finish joins the first. */
+  private readonly finishing = new Map<string, Promise<Upload>>();
+  /** Bytes verified and handed to the store so far, per finishing upload (for status). */
+  private readonly finishBytes = new Map<string, number>();
+  /**
+   * Running whole-file SHA-256 of uploads whose bytes arrived in order from offset 0 (tus appends),
+   * so that finishing needs no extra read to learn the digest. Memory only: after a restart the
+   * digest is computed by reading the file once.
+   */
+  readonly running = new Map<string, { hash: Hash; upTo: number }>();
+
+  constructor(deps: PublisherDeps) {
+    this.ledger = deps.ledger;
+    this.staging = deps.staging;
+    this.store = deps.store;
+    this.log = deps.log;
+    this.now = deps.now;
+    this.typePolicy = deps.typePolicy;
+  }
+
+  /** The job publishing this upload, if one is running in this process. */
+  job(id: string): Promise<Upload> | undefined {
+    return this.finishing.get(id);
+  }
+
+  /** The digest of all of an upload's bytes, when they arrived in order and the hash is still held. */
+  runningDigest(upload: Upload): string | null {
+    const running = this.running.get(upload.id);
+    return running?.upTo === upload.size ? running.hash.copy().digest('hex') : null;
+  }
+
+  /** Fraction of the file already verified and handed to the store while `finishing`. */
+  progress(upload: Upload): number | undefined {
+    if (upload.status !== 'finishing') return undefined;
+    const bytes = this.finishBytes.get(upload.id) ?? 0;
+    return upload.size === 0 ? 0 : bytes / upload.size;
+  }
+
+  /**
+   * Where an upload's bytes are read from when it is published: its own staging file, or - for a
+   * final (concatenated) upload - its partial uploads' staging files in order, with no copy made.
+   */
+  private sourceOf(upload: Upload): { stagingPath: string | null; open(): Readable } {
+    const parts = upload.parts;
+    if (parts) {
+      const staging = this.staging;
+      return {
+        stagingPath: null,
+        open: () =>
+          Readable.from(
+            (async function* () {
+              for (const part of parts) yield* staging.openForRead(part);
+            })(),
+            { objectMode: false },
+          ),
+      };
+    }
+    return { stagingPath: this.staging.pathOf(upload.id), open: () => this.staging.openForRead(upload.id) };
+  }
+
+  /**
+   * Publishes a `finishing` upload. `sha256` is the digest the bytes must have; when it is not known
+   * (a tus upload after a restart lost its running hash) one read computes it first. The publishing
+   * read verifies it again, so the store only ever receives bytes that match the recorded digest.
+   */
+  private async publish(upload: Upload, sha256: string | null): Promise<Upload> {
+    const { id } = upload;
+    const started = this.now();
+    const source = this.sourceOf(upload);
+    try {
+      if (this.typePolicy) {
+        const reason = await this.typePolicy.violation(upload.contentType, await readHead(source.open()));
+        if (reason) throw new SluiceError('type_not_allowed', reason);
+      }
+      const expected = sha256 ?? (await hashStream(source.open()));
+      const location = await this.store.publish({
+        id,
+        stagingPath: source.stagingPath,
+        size: upload.size,
+        fileName: upload.fileName,
+        contentType: upload.contentType,
+        sha256: expected,
+        open: () => verifying(source.open(), expected, upload.size, (n) => this.finishBytes.set(id, n)),
+      });
+      this.ledger.markCompleted(id, expected, location, this.now());
+      await this.staging.remove(id);
+      for (const part of upload.parts ?? []) {
+        // The partial uploads' bytes now live in the final upload: release them.
+        this.ledger.consumePartial(part, location, this.now());
+        await this.staging.remove(part);
+      }
+      this.running.delete(id);
+      this.log.info({ uploadId: id, size: upload.size, ms: this.now() - started, event: 'upload_completed' }, 'upload completed');
+      return this.ledger.getUpload(id) as Upload;
+    } catch (err) {
+      if (isSluiceError(err) && (err.code === 'file_checksum_mismatch' || err.code === 'type_not_allowed')) {
+        // The bytes are wrong (or not welcome) and can never become right: fail the upload, drop its bytes.
+        this.ledger.markFailed(id, err.message, this.now());
+        this.ledger.deleteChunks(id);
+        await this.staging.remove(id);
+        this.running.delete(id);
+        this.log.warn({ uploadId: id, event: 'upload_failed' }, err.message);
+        throw err;
+      }
+      // Anything else (the store is down, a disk error) is retryable: keep the bytes, reopen the upload.
+      this.ledger.transition(id, 'finishing', 'uploading', this.now(), 'storing the file failed; its bytes are kept, finish again');
+      this.log.error({ uploadId: id, err, event: 'publish_failed' }, 'publishing the upload failed');
+      throw new SluiceError('storage_unavailable', 'the file could not be stored; its bytes are kept, finish again later', {}, { cause: err });
+    }
+  }
+
+  /**
+   * Starts publishing an upload (or joins the job already running) and returns the job. The job
+   * belongs to the service: nobody waiting for it does not cancel it, and its failure is handled.
+   */
+  start(upload: Upload, sha256: string | null): Promise<Upload> {
+    const { id } = upload;
+    const done = this.publish(upload, sha256).finally(() => {
+      this.finishing.delete(id);
+      this.finishBytes.delete(id);
+    });
+    done.catch(() => {}); // callers that wait see the error; nobody waiting must not crash the process
+    this.finishing.set(id, done);
+    return done;
+  }
+
+}

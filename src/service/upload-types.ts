@@ -1,0 +1,84 @@
+import type { Readable } from 'node:stream';
+import type { Chunk, Upload } from '../ledger/ledger.js';
+
+/** What callers hand the upload service and what they get back, whatever the protocol. */
+
+export interface CreateUploadInput {
+  fileName: string;
+  size: number;
+  sha256?: string | undefined;
+  chunkSize?: number | undefined;
+  contentType?: string | undefined;
+  metadata?: Record<string, string> | undefined;
+}
+
+/** How a chunk is addressed: by grid index, or by an exact byte range (`Content-Range`). */
+export type ChunkAddress = { index: number } | { range: { first: number; last: number; size: number } };
+
+export interface ChunkBody {
+  /** The bytes; the service reads it once and destroys it if another writer takes over. */
+  stream: Readable;
+  /** The length the client declared (Content-Length), when it declared one. */
+  declaredLength?: number | undefined;
+  /** Client-supplied SHA-256 of the chunk, lowercase hex. */
+  sha256?: string | undefined;
+}
+
+export interface ReconcileReport {
+  resumed: number;
+  completed: number;
+  failed: number;
+  orphansRemoved: number;
+  storeLeftoversRemoved: number;
+}
+
+export interface StreamUploadInput {
+  fileName: string;
+  contentType: string;
+  metadata: Record<string, string>;
+  /** undefined: the length is deferred. */
+  size: number | undefined;
+  /** The client's Upload-Metadata header, echoed as received. */
+  tusMetadata: string | null;
+  partial: boolean;
+}
+
+export interface ConcatInput {
+  fileName: string;
+  contentType: string;
+  metadata: Record<string, string>;
+  tusMetadata: string | null;
+  /** The Upload-Concat value, echoed as received. */
+  concat: string;
+}
+
+export interface BodyChecksum {
+  algorithm: string;
+  digest: Buffer;
+}
+
+export interface AppendRequest {
+  /** Where the client says the bytes go: must be the upload's current end. */
+  offset: number;
+  stream: Readable;
+  declaredLength?: number | undefined;
+  /** The upload's length, when the client sends it (required once for a deferred length). */
+  length?: number | undefined;
+  /**
+   * A checksum of the whole body (tus checksum extension): node algorithm name and digest, or a
+   * function that reads it from the request's trailer once the body has ended (checksum-trailer).
+   */
+  checksum?: BodyChecksum | { trailer: () => BodyChecksum } | undefined;
+  /**
+   * The body ends the upload (IETF `Upload-Complete: ?1`): a deferred length becomes the bytes
+   * received, and a known length must be reached exactly.
+   */
+  complete?: boolean | undefined;
+}
+
+export interface ChunkReceipt {
+  chunk: Chunk;
+  upload: Upload;
+  /** False when this exact chunk had already been recorded (an idempotent retry). */
+  created: boolean;
+}
