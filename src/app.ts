@@ -18,6 +18,8 @@ import { contentRoutes } from './routes/native/content.js';
 import { uploadRoutes } from './routes/native/uploads.js';
 import { tusRoutes } from './routes/tus/tus-routes.js';
 import { serverFactory } from './http/server-factory.js';
+import { docs } from './http/docs.js';
+import { Metrics, metricsRoutes } from './http/metrics.js';
 
 export interface AppOverrides extends CoreOverrides {
   /** A logger switch or pino options; defaults to the configured level on stdout. */
@@ -67,7 +69,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const core = await openCore(config, app.log, overrides);
+  const metrics = new Metrics();
+  const core = await openCore(config, app.log, { ...overrides, events: metrics.record });
+  metrics.watch(core.ledger);
   const { db, service, store } = core;
   const report = await service.reconcile();
   if (Object.values(report).some((n) => n > 0)) app.log.warn({ ...report, event: 'reconciled' }, 'start-up reconciliation changed state');
@@ -111,7 +115,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     preflightContinue: true,
   });
 
+  await app.register(docs, { version: config.version });
   await app.register(healthRoutes, { db, dataDir: config.dataDir, store });
+  await app.register(metricsRoutes, { metrics });
   const urls = { publicUrl: config.publicUrl, trustProxy: config.trustProxy };
   await app.register(uploadRoutes, { service, urls, signer, signedUrlTtlMs: config.auth.signedUrlTtlMs, now: overrides.now ?? Date.now });
   await app.register(chunkRoutes, { service });

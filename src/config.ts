@@ -8,6 +8,8 @@ import { formatBytes, parseBytes, parseDuration } from './lib/units.js';
  * environment itself.
  */
 export interface Config {
+  /** sluice's own version (from package.json), shown in the API document. */
+  version: string;
   port: number;
   host: string;
   dataDir: string;
@@ -94,6 +96,19 @@ export interface S3Config {
 
 /** S3's own floor for every part but the last. */
 export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
+
+/** sluice's version, from the package.json above this module (src/ when run from source, dist/src/ when built). */
+const PACKAGE_VERSION = ((): string => {
+  for (const candidate of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(candidate, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'sluice' && pkg.version) return pkg.version;
+    } catch {
+      // not at this level
+    }
+  }
+  return 'unknown';
+})();
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -263,6 +278,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   if (problems.length > 0) throw new ConfigError(problems);
 
   return {
+    version: PACKAGE_VERSION,
     port,
     host,
     dataDir,

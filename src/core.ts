@@ -9,6 +9,7 @@ import type { FileStore } from './storage/file-store.js';
 import { LocalStore } from './storage/local-store.js';
 import { StagingArea } from './storage/staging-area.js';
 import type { StatFs } from './storage/disk-space.js';
+import type { EventSink } from './service/upload-types.js';
 
 export interface CoreOverrides {
   /** Replaces the configured store (tests inject failing stores this way). */
@@ -16,6 +17,8 @@ export interface CoreOverrides {
   now?: () => number;
   /** Replaces fs.statfs (tests simulate small or full disks). */
   statfs?: StatFs;
+  /** Told what the service does (metrics). */
+  events?: EventSink;
 }
 
 /** The engine without HTTP: ledger, staging area, store and the upload service over them. */
@@ -77,6 +80,7 @@ export async function openCore(config: Config, log: FastifyBaseLogger, overrides
     log,
     ...(overrides.now && { now: overrides.now }),
     ...(overrides.statfs && { statfs: overrides.statfs }),
+    ...(overrides.events && { events: overrides.events }),
   });
   return { db, ledger, staging, store, service };
 }

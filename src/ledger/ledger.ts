@@ -180,6 +180,7 @@ export class Ledger {
     consumePartial: Statement;
     usage: Statement<[string], { active: number; reserved: number }>;
     outstanding: Statement<[], { outstanding: number }>;
+    activeStats: Statement<[], { active: number; stagedBytes: number }>;
   };
 
   constructor(private readonly db: Db) {
@@ -240,6 +241,9 @@ export class Ledger {
       outstanding: db.prepare(`
         SELECT COALESCE(SUM(size - bytes_received), 0) AS outstanding FROM uploads
         WHERE status IN ('uploading', 'finishing') AND length_deferred = 0 AND (concat IS NULL OR concat = 'partial')`),
+      activeStats: db.prepare(`
+        SELECT COUNT(*) AS active, COALESCE(SUM(bytes_received), 0) AS stagedBytes FROM uploads
+        WHERE status IN ('uploading', 'finishing')`),
       consumePartial: db.prepare(`
         UPDATE uploads SET status = 'completed', location = @location, updated_at = @now, completed_at = @now
         WHERE id = @id AND status = 'uploading' AND concat = 'partial'`),
@@ -326,6 +330,11 @@ export class Ledger {
   /** Fixes a deferred length once it is known; false when it was already set or is too small. */
   setLength(id: string, size: number, now: number): boolean {
     return this.stmts.setLength.run({ id, size, now }).changes === 1;
+  }
+
+  /** How many uploads are unfinished and how many bytes they hold in staging (for metrics). */
+  activeStats(): { active: number; stagedBytes: number } {
+    return this.stmts.activeStats.get() as { active: number; stagedBytes: number };
   }
 
   /** Final uploads (still uploading) that concatenate this partial upload. */

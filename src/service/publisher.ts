@@ -8,6 +8,7 @@ import type { StagingArea } from '../storage/staging-area.js';
 import { hashStream } from './body-writer.js';
 import { readHead, type TypePolicy } from './type-policy.js';
 import { verifying } from './verifying-stream.js';
+import type { EventSink } from './upload-types.js';
 
 export interface PublisherDeps {
   ledger: Ledger;
@@ -16,6 +17,7 @@ export interface PublisherDeps {
   log: Logger;
   now: () => number;
   typePolicy: TypePolicy | undefined;
+  emit: EventSink;
 }
 
 /**
@@ -31,6 +33,7 @@ export class Publisher {
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly typePolicy: TypePolicy | undefined;
+  private readonly emit: EventSink;
   /** Publish jobs running in this process, so a second finish joins the first. */
   private readonly finishing = new Map<string, Promise<Upload>>();
   /** Bytes verified and handed to the store so far, per finishing upload (for status). */
@@ -49,6 +52,7 @@ export class Publisher {
     this.log = deps.log;
     this.now = deps.now;
     this.typePolicy = deps.typePolicy;
+    this.emit = deps.emit;
   }
 
   /** The job publishing this upload, if one is running in this process. */
@@ -124,6 +128,7 @@ export class Publisher {
       }
       this.running.delete(id);
       this.log.info({ uploadId: id, size: upload.size, ms: this.now() - started, event: 'upload_completed' }, 'upload completed');
+      this.emit({ type: 'completed', protocol: upload.protocol, bytes: upload.size, seconds: (this.now() - started) / 1000 });
       return this.ledger.getUpload(id) as Upload;
     } catch (err) {
       if (isSluiceError(err) && (err.code === 'file_checksum_mismatch' || err.code === 'type_not_allowed')) {
@@ -133,11 +138,13 @@ export class Publisher {
         await this.staging.remove(id);
         this.running.delete(id);
         this.log.warn({ uploadId: id, event: 'upload_failed' }, err.message);
+        this.emit({ type: 'failed', protocol: upload.protocol });
         throw err;
       }
       // Anything else (the store is down, a disk error) is retryable: keep the bytes, reopen the upload.
       this.ledger.transition(id, 'finishing', 'uploading', this.now(), 'storing the file failed; its bytes are kept, finish again');
       this.log.error({ uploadId: id, err, event: 'publish_failed' }, 'publishing the upload failed');
+      this.emit({ type: 'storage_error' });
       throw new SluiceError('storage_unavailable', 'the file could not be stored; its bytes are kept, finish again later', {}, { cause: err });
     }
   }

@@ -16,6 +16,7 @@ import type {
   ChunkReceipt,
   ConcatInput,
   CreateUploadInput,
+  EventSink,
   ReconcileReport,
   StreamUploadInput,
 } from './upload-types.js';
@@ -36,6 +37,8 @@ export interface ServiceDeps {
   log: Logger;
   now?: () => number;
   statfs?: StatFs;
+  /** Told what happens (uploads created, bytes received, files published, ...). */
+  events?: EventSink;
 }
 
 /**
@@ -53,6 +56,7 @@ export class UploadService {
   private readonly inFlight: InFlight;
   private readonly statfs: StatFs;
   private readonly publisher: Publisher;
+  private readonly emit: EventSink;
 
   constructor(deps: ServiceDeps) {
     this.config = deps.config;
@@ -63,7 +67,8 @@ export class UploadService {
     this.now = deps.now ?? Date.now;
     this.inFlight = new InFlight(deps.config.takeoverAfterMs, this.now);
     const typePolicy = deps.config.allowedTypes ? new TypePolicy(deps.config.allowedTypes) : undefined;
-    this.publisher = new Publisher({ ledger: this.ledger, staging: this.staging, store: this.store, log: this.log, now: this.now, typePolicy });
+    this.emit = deps.events ?? (() => {});
+    this.publisher = new Publisher({ ledger: this.ledger, staging: this.staging, store: this.store, log: this.log, now: this.now, typePolicy, emit: this.emit });
     this.statfs = deps.statfs ?? statFs;
   }
 
@@ -117,6 +122,7 @@ export class UploadService {
     const result = this.ledger.createWithin(u, { maxActive: this.config.maxActiveUploadsPerUser, quota: this.config.userQuota }, disk);
     switch (result.kind) {
       case 'created':
+        this.emit({ type: 'created', protocol: result.upload.protocol });
         return result.upload;
       case 'no_space':
         throw new SluiceError('insufficient_storage', `${u.size} bytes do not fit: ${result.free} free, ${result.outstanding} promised to unfinished uploads, ${disk.margin} kept in reserve`);
@@ -191,6 +197,7 @@ export class UploadService {
       });
     }
 
+    const started = this.now();
     const writer = await this.inFlight.acquire(`${id}:${span.index}`, () =>
       body.stream.destroy(new SluiceError('chunk_in_progress', 'taken over by a newer request for the same chunk')),
     );
@@ -227,6 +234,7 @@ export class UploadService {
       const result = this.ledger.recordChunk(id, chunk);
       switch (result.kind) {
         case 'recorded':
+          this.emit({ type: 'received', protocol: 'native', bytes: span.length, seconds: (this.now() - started) / 1000 });
           return { chunk, upload: result.upload, created: true };
         case 'duplicate':
           return { chunk: this.ledger.getChunk(id, span.index) as Chunk, upload: result.upload, created: false };
@@ -394,6 +402,7 @@ export class UploadService {
     }
     if (req.length !== undefined) upload = await this.fixLength(upload, req.length);
 
+    const started = this.now();
     const writer = await this.inFlight.acquire(
       `${id}:append`,
       () => req.stream.destroy(new SluiceError('offset_mismatch', 'taken over by a newer request for the same upload')),
@@ -429,7 +438,7 @@ export class UploadService {
             checkpoint: {
               every: APPEND_CHECKPOINT_BYTES,
               record: (segment) => {
-                upload = this.recordAppended(upload, segment);
+                upload = this.recordAppended(upload, segment, started);
                 if (candidate) this.publisher.running.set(id, { hash: candidate.copy(), upTo: upload.bytesReceived });
               },
             },
@@ -449,7 +458,7 @@ export class UploadService {
         }
       }
       if (written.bytes > written.segmentStart) {
-        upload = this.recordAppended(upload, { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart, sha256: written.sha256 });
+        upload = this.recordAppended(upload, { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart, sha256: written.sha256 }, started);
         if (candidate) this.publisher.running.set(id, { hash: candidate, upTo: upload.bytesReceived });
       }
       if (written.error !== undefined) throw written.error;
@@ -474,10 +483,11 @@ export class UploadService {
   }
 
   /** Records durable appended bytes as one extent; throws if the upload moved on or closed. */
-  private recordAppended(upload: Upload, extent: { offset: number; length: number; sha256: string }): Upload {
+  private recordAppended(upload: Upload, extent: { offset: number; length: number; sha256: string }, started: number): Upload {
     const result = this.ledger.recordExtent(upload.id, extent, this.now());
     if (result.kind === 'offset_moved') throw new SluiceError('offset_mismatch', 'the upload moved on meanwhile', { offset: result.upload.bytesReceived });
     if (result.kind === 'not_writable') throw notWritable(result.upload ?? upload);
+    this.emit({ type: 'received', protocol: 'tus', bytes: extent.length, seconds: (this.now() - started) / 1000 });
     return result.upload;
   }
 
@@ -549,6 +559,7 @@ export class UploadService {
     this.publisher.running.delete(id);
     await this.staging.remove(id);
     this.log.info({ uploadId: id, event: 'upload_aborted' }, 'upload aborted');
+    this.emit({ type: 'aborted' });
   }
 
   list(owner: string, limit: number, after?: { createdAt: number; id: string }): Upload[] {
@@ -571,6 +582,7 @@ export class UploadService {
     this.publisher.running.delete(id);
     await this.staging.remove(id);
     this.log.info({ uploadId: id, event: 'upload_expired' }, 'upload expired');
+    this.emit({ type: 'expired' });
     return true;
   }
 

@@ -82,3 +82,15 @@ export interface ChunkReceipt {
   /** False when this exact chunk had already been recorded (an idempotent retry). */
   created: boolean;
 }
+
+/** What happened, for observers such as metrics; the service works the same with none. */
+export type ServiceEvent =
+  | { type: 'created'; protocol: 'native' | 'tus' }
+  | { type: 'received'; protocol: 'native' | 'tus'; bytes: number; seconds: number }
+  | { type: 'completed'; protocol: 'native' | 'tus'; bytes: number; seconds: number }
+  | { type: 'failed'; protocol: 'native' | 'tus' }
+  | { type: 'storage_error' }
+  | { type: 'expired' }
+  | { type: 'aborted' };
+
+export type EventSink = (event: ServiceEvent) => void;

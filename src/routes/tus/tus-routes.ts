@@ -109,8 +109,10 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
       .header('tus-checksum-algorithm', Object.keys(CHECKSUM_ALGORITHMS).join(','))
       .header(UPLOAD_LIMIT, uploadLimit(maxUploadSize))
       .send();
-  app.options(tusPath, options);
-  app.options(`${tusPath}/:id`, options);
+  // The tus and IETF contracts are those specifications; they are not repeated in the OpenAPI document.
+  const hidden = { schema: { hide: true } };
+  app.options(tusPath, hidden, options);
+  app.options(`${tusPath}/:id`, hidden, options);
 
   const uploadUrl = (request: FastifyRequest, id: string) => absoluteUrl(request, urls, `${tusPath}/${id}`);
   const expires = (reply: FastifyReply, upload: Upload) => {
@@ -118,7 +120,7 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     if (upload.status === 'uploading') reply.header(UPLOAD_EXPIRES, new Date(upload.expiresAt).toUTCString());
   };
 
-  app.post(tusPath, async (request, reply) => {
+  app.post(tusPath, hidden, async (request, reply) => {
     const interop = interopVersion(request);
     if (interop !== undefined) return ietfCreate(request, reply, interop);
     const h = request.headers;
@@ -166,7 +168,7 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     return reply.code(201).send();
   });
 
-  app.head(`${tusPath}/:id`, async (request, reply) => {
+  app.head(`${tusPath}/:id`, hidden, async (request, reply) => {
     const upload = await tusUpload(service, request);
     // "The Server MUST prevent the client and/or proxies from caching the response"
     reply.header('cache-control', 'no-store');
@@ -192,7 +194,7 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     return reply.code(interop === undefined ? 200 : 204).send();
   });
 
-  app.patch(`${tusPath}/:id`, async (request, reply) => {
+  app.patch(`${tusPath}/:id`, hidden, async (request, reply) => {
     const interop = interopVersion(request);
     if (interop !== undefined) return ietfAppend(request, reply, interop);
     // "All PATCH requests MUST use Content-Type: application/offset+octet-stream, otherwise the server SHOULD return 415"
@@ -272,7 +274,7 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
       .send();
   }
 
-  app.delete(`${tusPath}/:id`, async (request, reply) => {
+  app.delete(`${tusPath}/:id`, hidden, async (request, reply) => {
     await tusUpload(service, request);
     await service.terminate(request.owner, uploadId(request));
     return reply.code(204).send();

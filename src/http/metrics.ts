@@ -1,0 +1,82 @@
+import type { FastifyPluginAsync } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Ledger } from '../ledger/ledger.js';
+import type { ServiceEvent } from '../service/upload-types.js';
+
+const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/**
+ * Prometheus metrics, prefixed `sluice_`: what the upload service reports as it happens (counters
+ * and durations), plus gauges read from the ledger when scraped. Each app has its own registry.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly created = new Counter({ name: 'sluice_uploads_created_total', help: 'Uploads created', labelNames: ['protocol'], registers: [this.registry] });
+  private readonly completed = new Counter({ name: 'sluice_uploads_completed_total', help: 'Uploads verified and stored', labelNames: ['protocol'], registers: [this.registry] });
+  private readonly failed = new Counter({ name: 'sluice_uploads_failed_total', help: 'Uploads failed (wrong digest, refused type)', labelNames: ['protocol'], registers: [this.registry] });
+  private readonly expired = new Counter({ name: 'sluice_uploads_expired_total', help: 'Uploads expired unfinished', registers: [this.registry] });
+  private readonly aborted = new Counter({ name: 'sluice_uploads_aborted_total', help: 'Uploads aborted or terminated', registers: [this.registry] });
+  private readonly bytes = new Counter({ name: 'sluice_bytes_received_total', help: 'Bytes received, durable and recorded', labelNames: ['protocol'], registers: [this.registry] });
+  private readonly storageErrors = new Counter({ name: 'sluice_storage_errors_total', help: 'Failures of the storage backend while publishing', registers: [this.registry] });
+  private readonly chunkSeconds = new Histogram({ name: 'sluice_chunk_duration_seconds', help: 'Time to receive, sync and record a chunk or PATCH', labelNames: ['protocol'], buckets: SECONDS, registers: [this.registry] });
+  private readonly finishSeconds = new Histogram({ name: 'sluice_finish_duration_seconds', help: 'Time to verify and store a finished upload', labelNames: ['protocol'], buckets: SECONDS, registers: [this.registry] });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'sluice_' });
+  }
+
+  /** Gauges computed from the ledger on each scrape. */
+  watch(ledger: Ledger): void {
+    new Gauge({
+      name: 'sluice_active_uploads',
+      help: 'Uploads being uploaded or finished',
+      registers: [this.registry],
+      collect() {
+        this.set(ledger.activeStats().active);
+      },
+    });
+    new Gauge({
+      name: 'sluice_staging_bytes',
+      help: 'Bytes received and held in staging files',
+      registers: [this.registry],
+      collect() {
+        this.set(ledger.activeStats().stagedBytes);
+      },
+    });
+  }
+
+  readonly record = (event: ServiceEvent): void => {
+    switch (event.type) {
+      case 'created':
+        this.created.inc({ protocol: event.protocol });
+        break;
+      case 'received':
+        this.bytes.inc({ protocol: event.protocol }, event.bytes);
+        this.chunkSeconds.observe({ protocol: event.protocol }, event.seconds);
+        break;
+      case 'completed':
+        this.completed.inc({ protocol: event.protocol });
+        this.finishSeconds.observe({ protocol: event.protocol }, event.seconds);
+        break;
+      case 'failed':
+        this.failed.inc({ protocol: event.protocol });
+        break;
+      case 'storage_error':
+        this.storageErrors.inc();
+        break;
+      case 'expired':
+        this.expired.inc();
+        break;
+      case 'aborted':
+        this.aborted.inc();
+        break;
+    }
+  };
+}
+
+/** `GET /metrics` in the Prometheus text format. */
+export const metricsRoutes: FastifyPluginAsync<{ metrics: Metrics }> = async (app, { metrics }) => {
+  app.get('/metrics', { config: { public: true }, schema: { tags: ['operations'], summary: 'Prometheus metrics' } }, async (_request, reply) => {
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+};

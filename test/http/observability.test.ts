@@ -1,0 +1,74 @@
+import t from 'tap';
+import { createUpload, http, putChunk, sha256, startServer } from '../helpers/server.js';
+
+const TOKEN = 'observability-token-0123456789';
+
+t.test('OpenAPI 3 document from the route schemas, and a docs page; both without credentials', async (t) => {
+  const s = await startServer(t, { env: { AUTH_TOKENS: `${TOKEN}:ops` } });
+  const res = await http('GET', `${s.url}/openapi.json`);
+  t.equal(res.status, 200);
+  const doc = res.body;
+  t.equal(doc.openapi, '3.0.3');
+  t.equal(doc.info.title, 'sluice');
+  t.match(doc.info.version, /^\d+\.\d+\.\d+/);
+  const routes: [string, string, string[]][] = [
+    ['/v1/uploads', 'post', ['201', '400', '413']],
+    ['/v1/uploads', 'get', ['200', '400']],
+    ['/v1/uploads/{id}', 'get', ['200', '404', '410']],
+    ['/v1/uploads/{id}', 'put', ['200', '400', '409', '422']],
+    ['/v1/uploads/{id}', 'delete', ['204', '404']],
+    ['/v1/uploads/{id}/chunks/{index}', 'put', ['200', '400', '409', '415', '422']],
+    ['/v1/uploads/{id}/finish', 'post', ['200', '202', '409', '422', '503']],
+    ['/v1/uploads/{id}/content', 'get', ['200', '206', '404', '416']],
+    ['/healthz', 'get', ['200', '503']],
+  ];
+  for (const [path, method, statuses] of routes) {
+    const op = doc.paths[path]?.[method];
+    t.ok(op, `${method.toUpperCase()} ${path} is documented`);
+    for (const status of statuses) t.ok(op?.responses?.[status], `${method.toUpperCase()} ${path} documents ${status}`);
+  }
+  const create = doc.paths['/v1/uploads'].post;
+  t.same(create.requestBody.content['application/json'].schema.required, ['file_name', 'size']);
+  t.ok(create.responses['400'].content['application/json'].schema.properties.code, 'problem documents are described');
+  t.notOk(doc.paths['/files'], 'the tus endpoint is described by its own specification');
+  const docs = await fetch(`${s.url}/docs/`);
+  t.equal(docs.status, 200);
+  t.match(await docs.text(), /swagger/i);
+  t.equal((await http('GET', `${s.url}/v1/uploads`)).status, 401, 'the API itself still needs a token');
+});
+
+t.test('Prometheus metrics: uploads, bytes, durations, active uploads and staged bytes', async (t) => {
+  const s = await startServer(t);
+  const a = await createUpload(s.url, { file_name: 'a', size: 6, chunk_size: 3, sha256: sha256('abcdef') });
+  await putChunk(s.url, a.id, 0, Buffer.from('abc'));
+  await putChunk(s.url, a.id, 1, Buffer.from('def'));
+  await http('POST', `${s.url}/v1/uploads/${a.id}/finish`, { json: {} });
+  const bad = await createUpload(s.url, { file_name: 'b', size: 3, sha256: sha256('zzz') });
+  await putChunk(s.url, bad.id, 0, Buffer.from('abc'));
+  await http('POST', `${s.url}/v1/uploads/${bad.id}/finish`, { json: {} });
+  const gone = await createUpload(s.url, { file_name: 'c', size: 3 });
+  await http('DELETE', `${s.url}/v1/uploads/${gone.id}`);
+  const open = await createUpload(s.url, { file_name: 'd', size: 10 });
+  await putChunk(s.url, open.id, 0, Buffer.from('0123456789'));
+  const tus = await http('POST', `${s.url}/files`, { headers: { 'tus-resumable': '1.0.0', 'upload-length': '4' } });
+  await http('PATCH', tus.headers.location as string, { headers: { 'tus-resumable': '1.0.0', 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' }, body: 'tus!' });
+
+  const res = await fetch(`${s.url}/metrics`);
+  t.equal(res.status, 200);
+  t.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
+  const text = await res.text();
+  const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text)?.[1]);
+  t.equal(value('sluice_uploads_created_total{protocol="native"}'), 4);
+  t.equal(value('sluice_uploads_created_total{protocol="tus"}'), 1);
+  t.equal(value('sluice_uploads_completed_total{protocol="native"}'), 1);
+  t.equal(value('sluice_uploads_completed_total{protocol="tus"}'), 1);
+  t.equal(value('sluice_uploads_failed_total{protocol="native"}'), 1);
+  t.equal(value('sluice_uploads_aborted_total'), 1);
+  t.equal(value('sluice_bytes_received_total{protocol="native"}'), 6 + 3 + 10);
+  t.equal(value('sluice_bytes_received_total{protocol="tus"}'), 4);
+  t.equal(value('sluice_chunk_duration_seconds_count{protocol="native"}'), 4);
+  t.equal(value('sluice_finish_duration_seconds_count{protocol="native"}'), 1);
+  t.equal(value('sluice_active_uploads'), 1, 'the one still uploading');
+  t.equal(value('sluice_staging_bytes'), 10);
+  t.match(text, /^sluice_process_resident_memory_bytes \d+/m, 'process metrics too');
+});
