@@ -1,0 +1,146 @@
+#!/usr/bin/env node
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { Api } from '../cli/api.js';
+import { EXIT, EXIT_HELP, exitCodeFor } from '../cli/exit-codes.js';
+import { Progress, type OutputMode } from '../cli/progress.js';
+import { uploadFile } from '../cli/upload.js';
+import { formatBytes, parseBytes } from '../lib/units.js';
+
+/**
+ * `sluice`: the command line. `sluice serve` (or plain `sluice`) runs the server; the other
+ * commands are a client of a server's native API.
+ */
+const program = new Command('sluice')
+  .description('Resumable, verified uploads: a server and its command-line client')
+  .addOption(new Option('--server <url>', 'server to talk to').env('SLUICE_SERVER').default('http://127.0.0.1:8080'))
+  .addOption(new Option('--token <token>', 'bearer token').env('SLUICE_TOKEN'))
+  .option('--json', 'machine-readable output (JSON lines)', false)
+  .addHelpText('after', `\n${EXIT_HELP}\n\nThe server is configured with environment variables; see the README.`)
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage));
+
+interface Globals {
+  server: string;
+  token?: string;
+  json: boolean;
+}
+const globals = () => program.opts<Globals>();
+const api = () => new Api(globals().server.replace(/\/+$/, ''), globals().token);
+const mode = (): OutputMode => (globals().json ? 'json' : process.stderr.isTTY ? 'tty' : 'plain');
+const out = (plain: string, json: unknown) => process.stdout.write(globals().json ? `${JSON.stringify(json)}\n` : `${plain}\n`);
+
+function bytesOption(value: string): number {
+  const n = parseBytes(value);
+  if (n === undefined || n <= 0) throw new InvalidArgumentError('expected a size such as 8MiB');
+  return n;
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('expected a whole number from 1 to 64');
+  return n;
+}
+
+program
+  .command('serve', { isDefault: true })
+  .description('run the server (configured by environment variables)')
+  .action(async () => {
+    await import('../main.js');
+  });
+
+program
+  .command('upload')
+  .description('upload files, resuming where an earlier run stopped')
+  .argument('<file...>')
+  .option('--chunk-size <size>', 'chunk size (default: the server\'s)', bytesOption)
+  .option('--parallel <n>', 'chunks in flight', positiveInt, 4)
+  .action(async (files: string[], opts: { chunkSize?: number; parallel: number }) => {
+    for (const file of files) {
+      const r = await uploadFile(api(), file, { chunkSize: opts.chunkSize, parallel: opts.parallel, mode: mode() });
+      out(`${file}: uploaded ${formatBytes(r.size)} as ${r.id}\n  sha256 ${r.sha256}\n  location ${JSON.stringify(r.location)}`, { event: 'done', ...r });
+    }
+  });
+
+program
+  .command('status')
+  .description("show an upload's state")
+  .argument('<id>')
+  .action(async (id: string) => {
+    const s = await api().status(id);
+    const missing = s.missing_chunks ?? [];
+    out(
+      `${s.id} ${s.status}: ${s.file_name}, ${formatBytes(s.bytes_received)} of ${formatBytes(s.size)} (${s.chunks_received} of ${s.total_chunks} chunks)` +
+        (missing.length ? `\n  missing chunks: ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? ', ...' : ''}` : '') +
+        (s.sha256 ? `\n  sha256 ${s.sha256}` : ''),
+      s,
+    );
+  });
+
+program
+  .command('abort')
+  .description('abort an upload and remove its bytes')
+  .argument('<id>')
+  .action(async (id: string) => {
+    await api().abort(id);
+    out(`${id} aborted`, { event: 'aborted', id });
+  });
+
+program
+  .command('ls')
+  .description('list your uploads, newest first')
+  .action(async () => {
+    const all = await api().list();
+    if (globals().json) for (const u of all) out('', u);
+    else for (const u of all) out(`${u.id}  ${u.status.padEnd(9)}  ${formatBytes(u.size).padStart(10)}  ${u.created_at}  ${u.file_name}`, u);
+  });
+
+program
+  .command('download')
+  .description('download a completed upload and check its SHA-256')
+  .argument('<id>')
+  .option('-o, --output <file>', 'where to write it (default: its file name, in this directory)')
+  .action(async (id: string, opts: { output?: string }) => {
+    const client = api();
+    const info = await client.status(id);
+    const target = path.resolve(opts.output ?? (path.basename(info.file_name).replace(/[\u0000-\u001f]/g, '_') || id));
+    const { body, size } = await client.download(id);
+    const progress = new Progress(mode(), path.basename(target), size || info.size);
+    const hash = createHash('sha256');
+    const tmp = `${target}.sluice-part`;
+    try {
+      await pipeline(
+        Readable.fromWeb(body as import('node:stream/web').ReadableStream<Uint8Array>),
+        async function* (source: AsyncIterable<Buffer>) {
+          for await (const buf of source) {
+            hash.update(buf);
+            progress.add(buf.length);
+            yield buf;
+          }
+        },
+        createWriteStream(tmp),
+      );
+    } finally {
+      progress.stop();
+    }
+    const digest = hash.digest('hex');
+    if (info.sha256 && digest !== info.sha256) {
+      await fs.rm(tmp, { force: true });
+      process.stderr.write(`sluice: verification_failed: downloaded ${digest}, the server recorded ${info.sha256}\n`);
+      process.exit(EXIT.verification);
+    }
+    await fs.rename(tmp, target);
+    out(`${id}: ${formatBytes(size || info.size)} written to ${target}\n  sha256 ${digest} (verified)`, { event: 'downloaded', id, file: target, sha256: digest });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const code = (err as { code?: string }).code;
+  process.stderr.write(`sluice: ${code && !code.startsWith('ERR_') ? `${code}: ` : ''}${(err as Error).message}\n`);
+  process.exit(exitCodeFor(err));
+}

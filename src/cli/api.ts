@@ -1,0 +1,101 @@
+/** A small client of the native API, for the CLI. Errors carry the server's stable code. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export interface UploadInfo {
+  id: string;
+  file_name: string;
+  size: number;
+  chunk_size: number;
+  total_chunks: number;
+  status: string;
+  chunks_received: number;
+  bytes_received: number;
+  missing_chunks?: number[];
+  sha256?: string;
+  location?: unknown;
+  created_at: string;
+}
+
+export class Api {
+  constructor(
+    readonly server: string,
+    private readonly token: string | undefined,
+  ) {}
+
+  private async call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.server}${path}`, {
+        method,
+        headers: {
+          ...(this.token && { authorization: `Bearer ${this.token}` }),
+          ...(body !== undefined && !(body instanceof Uint8Array) && { 'content-type': 'application/json' }),
+          ...headers,
+        },
+        ...(body !== undefined && { body: body instanceof Uint8Array ? body : JSON.stringify(body) }),
+      });
+    } catch (err) {
+      throw new ApiError(0, 'network_error', `cannot reach ${this.server}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message}`);
+    }
+    if (res.status === 204) return undefined as T;
+    const text = await res.text();
+    const json = text && /json/.test(res.headers.get('content-type') ?? '') ? (JSON.parse(text) as Record<string, unknown>) : {};
+    if (!res.ok) {
+      const retryAfter = Number(res.headers.get('retry-after'));
+      throw new ApiError(res.status, String(json.code ?? `http_${res.status}`), String(json.detail ?? (text || res.statusText)), Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined);
+    }
+    return json as T;
+  }
+
+  create(body: { file_name: string; size: number; chunk_size?: number; content_type?: string }): Promise<UploadInfo> {
+    return this.call('POST', '/v1/uploads', body);
+  }
+  status(id: string): Promise<UploadInfo> {
+    return this.call('GET', `/v1/uploads/${encodeURIComponent(id)}`);
+  }
+  putChunk(id: string, index: number, bytes: Uint8Array, sha256: string): Promise<{ chunks_received: number }> {
+    return this.call('PUT', `/v1/uploads/${encodeURIComponent(id)}/chunks/${index}`, bytes, {
+      'content-type': 'application/octet-stream',
+      'x-chunk-sha256': sha256,
+    });
+  }
+  finish(id: string, sha256: string): Promise<{ id: string; sha256: string; size: number; location: unknown }> {
+    return this.call('POST', `/v1/uploads/${encodeURIComponent(id)}/finish`, { sha256 });
+  }
+  abort(id: string): Promise<void> {
+    return this.call('DELETE', `/v1/uploads/${encodeURIComponent(id)}`);
+  }
+  async list(): Promise<UploadInfo[]> {
+    const all: UploadInfo[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { uploads: UploadInfo[]; next_cursor: string | null } = await this.call('GET', `/v1/uploads?limit=500${cursor ? `&cursor=${cursor}` : ''}`);
+      all.push(...page.uploads);
+      cursor = page.next_cursor;
+    } while (cursor);
+    return all;
+  }
+  /** The completed file's bytes as a web stream, with its length. */
+  async download(id: string): Promise<{ body: ReadableStream<Uint8Array>; size: number }> {
+    const res = await fetch(`${this.server}/v1/uploads/${encodeURIComponent(id)}/content`, {
+      headers: { ...(this.token && { authorization: `Bearer ${this.token}` }) },
+    }).catch((err: Error) => {
+      throw new ApiError(0, 'network_error', `cannot reach ${this.server}: ${err.message}`);
+    });
+    if (!res.ok || !res.body) {
+      const json = (await res.json().catch(() => ({}))) as { code?: string; detail?: string };
+      throw new ApiError(res.status, json.code ?? `http_${res.status}`, json.detail ?? res.statusText);
+    }
+    return { body: res.body, size: Number(res.headers.get('content-length') ?? 0) };
+  }
+}

@@ -1,0 +1,144 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ApiError, type Api } from './api.js';
+import { Progress, type OutputMode } from './progress.js';
+import { ResumeState } from './resume-state.js';
+
+export interface UploadOptions {
+  chunkSize: number | undefined;
+  parallel: number;
+  mode: OutputMode;
+  /** Attempts per chunk before giving up (network errors, 5xx, 429, chunk_in_progress). */
+  attempts?: number;
+  state?: ResumeState;
+}
+
+export interface UploadResult {
+  file: string;
+  id: string;
+  sha256: string;
+  size: number;
+  location: unknown;
+  resumed: boolean;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function retryable(err: unknown): boolean {
+  if (!(err instanceof ApiError)) return false;
+  return err.status === 0 || err.status >= 500 || err.status === 429 || err.code === 'chunk_in_progress';
+}
+
+/** Runs tasks with at most `limit` at once; `run` resolves when the task has a slot (so callers pace themselves). */
+class Pool {
+  private readonly running = new Set<Promise<void>>();
+  private failure: unknown;
+
+  constructor(private readonly limit: number) {}
+
+  async run(task: () => Promise<void>): Promise<void> {
+    while (this.running.size >= this.limit) await Promise.race(this.running);
+    if (this.failure) throw this.failure;
+    const p: Promise<void> = task()
+      .catch((err: unknown) => {
+        this.failure ??= err;
+      })
+      .finally(() => this.running.delete(p));
+    this.running.add(p);
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.running);
+    if (this.failure) throw this.failure;
+  }
+}
+
+/**
+ * Uploads one file through the native API. The file is read once, in order: every chunk feeds the
+ * whole-file SHA-256 and, if the server lacks it, is sent (with its own SHA-256) by a pool of
+ * `parallel` senders - so memory stays at about parallel x chunk size. A re-run for the same file
+ * (same server, path, size and mtime) resumes the same upload and sends only what is missing.
+ */
+export async function uploadFile(api: Api, file: string, opts: UploadOptions): Promise<UploadResult> {
+  const absolute = path.resolve(file);
+  const stat = await fs.stat(absolute);
+  if (!stat.isFile()) throw new Error(`${file} is not a regular file`);
+  const state = opts.state ?? new ResumeState();
+  const key = ResumeState.key(api.server, absolute, stat.size, stat.mtimeMs);
+  const label = path.basename(absolute);
+
+  let upload = undefined as Awaited<ReturnType<Api['status']>> | undefined;
+  const known = await state.get(key);
+  if (known) {
+    try {
+      const found = await api.status(known);
+      if (found.size === stat.size && (found.status === 'uploading' || found.status === 'completed')) upload = found;
+    } catch (err) {
+      if (!(err instanceof ApiError) || (err.status !== 404 && err.status !== 410)) throw err;
+    }
+  }
+  const resumed = upload !== undefined;
+  if (!upload) {
+    upload = await api.create({ file_name: label, size: stat.size, ...(opts.chunkSize && { chunk_size: opts.chunkSize }) });
+    await state.set(key, upload.id);
+  }
+  const progress = new Progress(opts.mode, label, stat.size);
+  try {
+    const missing = new Set(upload.status === 'completed' ? [] : (upload.missing_chunks ?? Array.from({ length: upload.total_chunks }, (_, i) => i)));
+    if (resumed) {
+      progress.note(`resuming upload ${upload.id}: ${upload.total_chunks - missing.size} of ${upload.total_chunks} chunks are already on the server`, { id: upload.id, missing: missing.size });
+    }
+    const whole = createHash('sha256');
+    const pool = new Pool(Math.max(1, opts.parallel));
+    const fh = await fs.open(absolute, 'r');
+    try {
+      for (let i = 0; i < upload.total_chunks; i++) {
+        const offset = i * upload.chunk_size;
+        const length = Math.min(upload.chunk_size, stat.size - offset);
+        const buf = Buffer.allocUnsafe(length);
+        let read = 0;
+        while (read < length) {
+          const { bytesRead } = await fh.read(buf, read, length - read, offset + read);
+          if (bytesRead === 0) throw new Error(`${file} changed while it was being uploaded`);
+          read += bytesRead;
+        }
+        whole.update(buf);
+        if (!missing.has(i)) {
+          progress.add(length);
+          continue;
+        }
+        const id = upload.id;
+        await pool.run(async () => {
+          await sendChunk(api, id, i, buf, opts.attempts ?? 8);
+          progress.add(length);
+        });
+      }
+      await pool.drain();
+    } finally {
+      await fh.close();
+    }
+    const sha256 = whole.digest('hex');
+    const done = upload.status === 'completed' ? { id: upload.id, sha256: upload.sha256 as string, size: upload.size, location: upload.location } : await api.finish(upload.id, sha256);
+    if (done.sha256 !== sha256) throw new Error(`the server stored ${done.sha256}, the file is ${sha256}`);
+    await state.set(key, undefined);
+    return { file, id: done.id, sha256, size: done.size, location: done.location, resumed };
+  } finally {
+    progress.stop();
+  }
+}
+
+async function sendChunk(api: Api, id: string, index: number, bytes: Buffer, attempts: number): Promise<void> {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await api.putChunk(id, index, bytes, sha256);
+      return;
+    } catch (err) {
+      if (!retryable(err) || attempt >= attempts) throw err;
+      // Exponential backoff with jitter, or what the server asked for.
+      const backoff = Math.min(15_000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random());
+      await sleep((err as ApiError).retryAfterMs ?? backoff);
+    }
+  }
+}

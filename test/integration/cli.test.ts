@@ -1,0 +1,94 @@
+import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { http, randomFile, sleep, startServer, tmpDir } from '../helpers/server.js';
+
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/src/bin/sluice.js');
+
+function sluice(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+const lines = (s: string) => s.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+
+t.test('sluice upload / status / ls / download / abort against a real server', async (t) => {
+  const s = await startServer(t);
+  const work = await tmpDir(t);
+  const env = { SLUICE_SERVER: s.url, SLUICE_STATE_DIR: path.join(work, 'state') };
+  const a = await randomFile(work, 1_500_000, 'a.bin');
+  const b = await randomFile(work, 10, 'b.txt');
+  const up = await sluice(['--json', 'upload', a.file, b.file, '--chunk-size', '256KiB', '--parallel', '3'], env);
+  t.equal(up.code, 0, up.stderr);
+  const done = lines(up.stdout).filter((e) => e.event === 'done');
+  t.same(done.map((d) => [d.sha256, d.size, d.resumed]), [[a.sha256, 1_500_000, false], [b.sha256, 10, false]]);
+  const stored = await http('GET', `${s.url}/v1/uploads/${done[0]!.id}`);
+  t.same([stored.body.status, stored.body.sha256, stored.body.chunk_size, stored.body.file_name], ['completed', a.sha256, 256 * 1024, 'a.bin']);
+
+  const plain = await sluice(['status', done[0]!.id], env);
+  t.match(plain.stdout, new RegExp(`${done[0]!.id} completed: a\\.bin, 1\\.4 MiB of 1\\.4 MiB \\(6 of 6 chunks\\)`));
+  const ls = await sluice(['--json', 'ls'], env);
+  t.same(lines(ls.stdout).map((u) => u.file_name), ['b.txt', 'a.bin'], 'newest first');
+  const target = path.join(work, 'back.bin');
+  const dl = await sluice(['download', done[0]!.id, '-o', target], env);
+  t.equal(dl.code, 0, dl.stderr);
+  t.match(dl.stdout, /\(verified\)/);
+  t.same(await fs.readFile(target), await fs.readFile(a.file));
+
+  const fresh = await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'x', size: 5 } });
+  t.equal((await sluice(['abort', fresh.body.id], env)).code, 0);
+  t.equal((await http('GET', `${s.url}/v1/uploads/${fresh.body.id}`)).body.status, 'aborted');
+});
+
+t.test('re-running an interrupted upload resumes it and sends only what is missing', async (t) => {
+  const s = await startServer(t);
+  const work = await tmpDir(t);
+  const env = { SLUICE_SERVER: s.url, SLUICE_STATE_DIR: path.join(work, 'state') };
+  const src = await randomFile(work, 64 * 64 * 1024, 'big.bin');
+  const child = spawn(process.execPath, [CLI, '--json', 'upload', src.file, '--chunk-size', '64KiB', '--parallel', '1'], { env: { PATH: process.env.PATH, ...env } });
+  // Interrupt it hard once the server holds some of the chunks.
+  const count = () => (s.db.prepare('SELECT COALESCE(MAX(chunks_received), 0) AS n FROM uploads').get() as { n: number }).n;
+  for (let i = 0; i < 400 && count() < 10; i++) await sleep(10);
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+  const before = count();
+  t.ok(before >= 10 && before < 64, `interrupted with ${before} of 64 chunks on the server`);
+
+  const again = await sluice(['--json', 'upload', src.file, '--chunk-size', '64KiB'], env);
+  t.equal(again.code, 0, again.stderr);
+  const events = lines(again.stdout);
+  const note = events.find((e) => e.event === 'note');
+  t.match(note?.message, /^resuming upload [0-9a-f-]{36}: \d+ of 64 chunks are already on the server$/);
+  t.ok(note && note.missing <= 64 - before, `only ${note?.missing} chunks sent again`);
+  const done = events.find((e) => e.event === 'done');
+  t.same([done?.sha256, done?.resumed], [src.sha256, true]);
+  t.equal((s.db.prepare('SELECT COUNT(*) AS n FROM uploads').get() as { n: number }).n, 1, 'the same upload, not a new one');
+  const third = await sluice(['--json', 'upload', src.file], env);
+  t.equal(lines(third.stdout).find((e) => e.event === 'done')?.resumed, false, 'a finished upload is forgotten: uploading again starts anew');
+});
+
+t.test('exit codes and messages follow the server error codes', async (t) => {
+  const s = await startServer(t, { env: { AUTH_TOKENS: 'cli-token-0123456789abcdef:alice' } });
+  const work = await tmpDir(t);
+  const env = { SLUICE_SERVER: s.url, SLUICE_STATE_DIR: path.join(work, 'state') };
+  const src = await randomFile(work, 100, 'f.bin');
+  const noToken = await sluice(['upload', src.file], env);
+  t.same([noToken.code, noToken.stderr.trim()], [3, 'sluice: unauthorized: this server needs "Authorization: Bearer <token>"']);
+  const withToken = { ...env, SLUICE_TOKEN: 'cli-token-0123456789abcdef' };
+  const missing = await sluice(['status', '7f1d6a7e-0000-4000-8000-000000000000'], withToken);
+  t.same([missing.code, missing.stderr.trim()], [4, 'sluice: not_found: no upload 7f1d6a7e-0000-4000-8000-000000000000']);
+  const up = await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'x', size: 5 }, headers: { authorization: 'Bearer cli-token-0123456789abcdef' } });
+  await sluice(['abort', up.body.id], withToken);
+  t.equal((await sluice(['abort', up.body.id], withToken)).code, 0, 'aborting twice is fine');
+  const down = await sluice(['--server', 'http://127.0.0.1:9', 'ls'], withToken);
+  t.equal(down.code, 8);
+  t.match(down.stderr, /^sluice: network_error: cannot reach http:\/\/127\.0\.0\.1:9/);
+  const usage = await sluice(['upload', src.file, '--parallel', 'lots'], withToken);
+  t.equal(usage.code, 2);
+  const help = await sluice(['--help'], env);
+  t.match(help.stdout, /Exit codes:[\s\S]*4 {2}no such upload/);
+});
