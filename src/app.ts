@@ -17,6 +17,7 @@ import { chunkRoutes } from './routes/native/chunks.js';
 import { contentRoutes } from './routes/native/content.js';
 import { uploadRoutes } from './routes/native/uploads.js';
 import { tusRoutes } from './routes/tus/tus-routes.js';
+import { webRoutes } from './routes/web.js';
 import { serverFactory } from './http/server-factory.js';
 import { docs } from './http/docs.js';
 import { Metrics, metricsRoutes } from './http/metrics.js';
@@ -118,6 +119,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(docs, { version: config.version });
   await app.register(healthRoutes, { db, dataDir: config.dataDir, store });
   await app.register(metricsRoutes, { metrics });
+  await app.register(webRoutes);
   const urls = { publicUrl: config.publicUrl, trustProxy: config.trustProxy };
   await app.register(uploadRoutes, { service, urls, signer, signedUrlTtlMs: config.auth.signedUrlTtlMs, now: overrides.now ?? Date.now });
   await app.register(chunkRoutes, { service });

@@ -42,7 +42,8 @@ export class Api {
           ...(body !== undefined && !(body instanceof Uint8Array) && { 'content-type': 'application/json' }),
           ...headers,
         },
-        ...(body !== undefined && { body: body instanceof Uint8Array ? body : JSON.stringify(body) }),
+        // Chunks are Buffers over plain ArrayBuffers (read from the file), which fetch sends as they are.
+        ...(body !== undefined && { body: body instanceof Uint8Array ? (body as Uint8Array<ArrayBuffer>) : JSON.stringify(body) }),
       });
     } catch (err) {
       throw new ApiError(0, 'network_error', `cannot reach ${this.server}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message}`);
