@@ -33,6 +33,7 @@ export interface Sluice extends Core {
 }
 
 const REQUEST_ID = /^[\w.:@/+=-]{1,128}$/;
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Request headers browsers may send: the native API's, tus's and the IETF draft's. */
 const CORS_REQUEST_HEADERS = [
@@ -103,6 +104,14 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   }
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+  });
+  // Every log line of a request about an upload carries its id (including "request completed").
+  app.addHook('preValidation', async (request, reply) => {
+    const id = (request.params as { id?: unknown } | undefined)?.id;
+    if (typeof id === 'string' && UPLOAD_ID.test(id)) {
+      request.log = request.log.child({ uploadId: id });
+      reply.log = request.log;
+    }
   });
   await app.register(cors, {
     origin: config.corsOrigins === '*' ? '*' : config.corsOrigins,

@@ -72,3 +72,17 @@ t.test('Prometheus metrics: uploads, bytes, durations, active uploads and staged
   t.equal(value('sluice_staging_bytes'), 10);
   t.match(text, /^sluice_process_resident_memory_bytes \d+/m, 'process metrics too');
 });
+
+t.test('request logs carry the request id and the upload id', async (t) => {
+  const { Writable } = await import('node:stream');
+  const logs: Record<string, unknown>[] = [];
+  const stream = new Writable({ write: (chunk, _enc, cb) => (logs.push(JSON.parse(String(chunk))), cb()) });
+  const s = await startServer(t, { overrides: { logger: { level: 'info', stream } } });
+  const up = await createUpload(s.url, { file_name: 'a', size: 3 });
+  await putChunk(s.url, up.id, 0, Buffer.from('abc'), { 'x-request-id': 'req-42' });
+  const lines = logs.filter((l) => l.reqId === 'req-42');
+  t.ok(lines.length >= 2, 'incoming request and request completed');
+  // "incoming request" is written on arrival, before the route is known; every later line has the id.
+  t.ok(lines.filter((l) => l.msg !== 'incoming request').every((l) => l.uploadId === up.id), 'each later line with the upload id');
+  t.ok(lines.some((l) => l.msg === 'request completed' && (l.res as { statusCode: number }).statusCode === 200));
+});
