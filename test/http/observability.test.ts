@@ -29,7 +29,7 @@ t.test('OpenAPI 3 document from the route schemas, and a docs page; both without
   }
   const create = doc.paths['/v1/uploads'].post;
   t.same(create.requestBody.content['application/json'].schema.required, ['file_name', 'size']);
-  t.ok(create.responses['400'].content['application/json'].schema.properties.code, 'problem documents are described');
+  t.ok(create.responses['400'].content['application/problem+json'].schema.properties.code, 'problem documents are described as application/problem+json');
   t.notOk(doc.paths['/files'], 'the tus endpoint is described by its own specification');
   const docs = await fetch(`${s.url}/docs/`);
   t.equal(docs.status, 200);

@@ -117,7 +117,7 @@ export const UploadList = Type.Object({
   next_cursor: Type.Union([Type.String(), Type.Null()]),
 });
 
-export const Problem = Type.Object(
+const ProblemDocument = Type.Object(
   {
     type: Type.String(),
     title: Type.String(),
@@ -129,3 +129,9 @@ export const Problem = Type.Object(
   },
   { additionalProperties: true, description: 'RFC 9457 problem details' },
 );
+
+/** An error response: an RFC 9457 problem document, served as application/problem+json. */
+export const Problem = {
+  description: 'Error (RFC 9457 problem details with a stable `code`)',
+  content: { 'application/problem+json': { schema: ProblemDocument } },
+};
