@@ -606,10 +606,6 @@ export class UploadService {
     return this.publisher.progress(upload);
   }
 
-  get chunksInFlight(): number {
-    return this.inFlight.size;
-  }
-
   private async requireWritable(owner: string, id: string): Promise<Upload> {
     const upload = await this.status(owner, id);
     if (upload.status !== 'uploading') throw notWritable(upload);
