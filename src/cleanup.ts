@@ -34,9 +34,10 @@ async function main(): Promise<number> {
   }
 }
 
-try {
-  process.exitCode = await main();
-} catch (err) {
-  process.stderr.write(`sluice cleanup: ${err instanceof ConfigError || err instanceof StartupError || err instanceof TypeError ? err.message : String(err)}\n`);
-  process.exitCode = 2;
-}
+main().then(
+  (code) => (process.exitCode = code),
+  (err: unknown) => {
+    process.stderr.write(`sluice cleanup: ${err instanceof ConfigError || err instanceof StartupError || err instanceof TypeError ? err.message : String(err)}\n`);
+    process.exitCode = 2;
+  },
+);

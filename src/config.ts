@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { inSea, seaAsset } from './lib/sea.js';
 import { formatBytes, parseBytes, parseDuration } from './lib/units.js';
 
 /**
@@ -99,6 +100,7 @@ export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
 
 /** sluice's version, from the package.json above this module (src/ when run from source, dist/src/ when built). */
 const PACKAGE_VERSION = ((): string => {
+  if (inSea()) return (JSON.parse(seaAsset('package.json').toString('utf8')) as { version: string }).version;
   for (const candidate of ['../package.json', '../../package.json']) {
     try {
       const pkg = JSON.parse(readFileSync(new URL(candidate, import.meta.url), 'utf8')) as { name?: string; version?: string };

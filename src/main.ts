@@ -48,4 +48,7 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+main().catch((err: unknown) => {
+  process.stderr.write(`sluice: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

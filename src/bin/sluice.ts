@@ -137,10 +137,8 @@ program
     out(`${id}: ${formatBytes(size || info.size)} written to ${target}\n  sha256 ${digest} (verified)`, { event: 'downloaded', id, file: target, sha256: digest });
   });
 
-try {
-  await program.parseAsync(process.argv);
-} catch (err) {
+program.parseAsync(process.argv).catch((err: unknown) => {
   const code = (err as { code?: string }).code;
   process.stderr.write(`sluice: ${code && !code.startsWith('ERR_') ? `${code}: ` : ''}${(err as Error).message}\n`);
   process.exit(exitCodeFor(err));
-}
+});

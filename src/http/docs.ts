@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { inSea } from '../lib/sea.js';
 
 /**
  * The OpenAPI 3 document, generated from the route schemas, at `/openapi.json`, and a browsable
@@ -36,6 +37,8 @@ export const docs = fp(
       },
     });
     app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+    // swagger-ui serves its files from its package directory, which a single executable lacks.
+    if (inSea()) return;
     await app.register(async (scope) => {
       scope.addHook('onRoute', (route) => {
         route.config = { ...(route.config as object), public: true };

@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { MIGRATIONS } from './migrations.js';
+import { embeddedSqliteBinding, inSea } from '../lib/sea.js';
 
 export type Db = Database.Database;
 
@@ -16,7 +17,9 @@ export class DatabaseDamagedError extends Error {
 }
 
 export function openDatabase(file: string): Db {
-  const db = new Database(file);
+  // In a single executable the addon is loaded from the binary; better-sqlite3 accepts the loaded
+  // module as nativeBinding (its types only mention a path).
+  const db = inSea() ? new Database(file, { nativeBinding: embeddedSqliteBinding() as string }) : new Database(file);
   // A damaged ledger must stop start-up with a clear message, not fail later on some request.
   let check: unknown;
   try {

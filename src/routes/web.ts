@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
+import { inSea, seaAsset } from '../lib/sea.js';
 
 /** The `web/` directory of the package, found from this module (src/ or dist/src/). */
 function webDir(): string {
@@ -21,14 +22,17 @@ function webDir(): string {
  * the page asks for a token itself.
  */
 export const webRoutes: FastifyPluginAsync = async (app) => {
-  const dir = webDir();
+  // In the single executable the same files are assets of the binary.
+  const read = inSea()
+    ? (name: string) => seaAsset(name)
+    : (name: string) =>
+        name === 'tus.min.js'
+          ? readFileSync(createRequire(import.meta.url).resolve('tus-js-client/dist/tus.min.js'))
+          : readFileSync(path.join(webDir(), name));
   const files: Record<string, { body: Buffer; type: string }> = {
-    '/': { body: readFileSync(path.join(dir, 'index.html')), type: 'text/html; charset=utf-8' },
-    '/app.js': { body: readFileSync(path.join(dir, 'app.js')), type: 'text/javascript; charset=utf-8' },
-    '/vendor/tus.min.js': {
-      body: readFileSync(createRequire(import.meta.url).resolve('tus-js-client/dist/tus.min.js')),
-      type: 'text/javascript; charset=utf-8',
-    },
+    '/': { body: read('index.html'), type: 'text/html; charset=utf-8' },
+    '/app.js': { body: read('app.js'), type: 'text/javascript; charset=utf-8' },
+    '/vendor/tus.min.js': { body: read('tus.min.js'), type: 'text/javascript; charset=utf-8' },
   };
   for (const [url, file] of Object.entries(files)) {
     app.get(url, { config: { public: true }, schema: { hide: true } }, async (_request, reply) =>

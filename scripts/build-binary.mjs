@@ -1,0 +1,56 @@
+// `npm run build:binary`: dist/sluice, a Node single executable application (SEA) that needs no
+// Node.js, no node_modules and no network: an esbuild CommonJS bundle of the CLI (which also
+// serves), the better-sqlite3 addon and the web page as assets, a V8 code cache for start-up,
+// injected with postject into a stripped copy of this machine's node binary.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { build } from 'esbuild';
+
+const require = createRequire(import.meta.url);
+const out = 'dist/sea';
+await fs.mkdir(out, { recursive: true });
+
+await build({
+  entryPoints: ['src/bin/sluice.ts'],
+  outfile: `${out}/sluice.cjs`,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  legalComments: 'none',
+  logLevel: 'error',
+});
+
+const seaConfig = {
+  main: `${out}/sluice.cjs`,
+  output: `${out}/sluice.blob`,
+  disableExperimentalSEAWarning: true,
+  useCodeCache: true,
+  assets: {
+    'better_sqlite3.node': path.join(path.dirname(require.resolve('better-sqlite3/package.json')), 'build/Release/better_sqlite3.node'),
+    'index.html': 'web/index.html',
+    'app.js': 'web/app.js',
+    'tus.min.js': require.resolve('tus-js-client/dist/tus.min.js'),
+    'package.json': 'package.json',
+  },
+};
+await fs.writeFile(`${out}/sea-config.json`, JSON.stringify(seaConfig, null, 2));
+execFileSync(process.execPath, ['--experimental-sea-config', `${out}/sea-config.json`], { stdio: 'inherit' });
+
+const binary = 'dist/sluice';
+await fs.rm(binary, { force: true });
+await fs.copyFile(process.execPath, binary);
+await fs.chmod(binary, 0o755);
+try {
+  execFileSync('strip', [binary]);
+} catch {
+  console.warn('build-binary: strip is not available; the binary keeps its symbols');
+}
+const { inject } = require('postject');
+await inject(binary, 'NODE_SEA_BLOB', await fs.readFile(`${out}/sluice.blob`), {
+  sentinelFuse: 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2',
+});
+const { size } = await fs.stat(binary);
+console.log(`built ${binary} (${(size / 1024 / 1024).toFixed(1)} MiB)`);
