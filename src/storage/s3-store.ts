@@ -76,7 +76,7 @@ export class S3Store implements FileStore {
   /** Start-up check that the bucket accepts writes: a zero-byte object written and removed. */
   async checkWritable(): Promise<void> {
     const Key = `${this.config.prefix}.sluice-write-check`;
-    await this.client.send(new PutObjectCommand({ Bucket: this.config.bucket, Key, Body: '' }));
+    await this.client.send(new PutObjectCommand({ Bucket: this.config.bucket, Key, Body: new Uint8Array(0), ContentLength: 0 }));
     await this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key }));
   }
 

@@ -64,7 +64,9 @@ t.test('kill -9 mid-tus-PATCH: a long PATCH keeps its checkpointed bytes, never 
   const patch = rawRequest(server.url, `PATCH ${path} HTTP/1.1\nHost: ${host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: 0\nContent-Length: ${source.length}\n`);
   await patch.start();
   for (let sent = 0; sent < 40 * 1024 * KiB; sent += 1024 * KiB) await patch.send(source.subarray(sent, sent + 1024 * KiB));
-  await sleep(400);
+  // Kill once the server has checkpointed twice (HEAD shows only recorded, durable bytes).
+  const recorded = async () => Number((await http('HEAD', url, { headers: { 'tus-resumable': '1.0.0' } })).headers['upload-offset']);
+  for (let i = 0; i < 300 && (await recorded()) < 32 * 1024 * KiB; i++) await sleep(20);
   await kill9(server);
   patch.socket.destroy();
 
