@@ -73,7 +73,6 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   const metrics = new Metrics();
   const core = await openCore(config, app.log, { ...overrides, events: metrics.record });
-  metrics.watch(core.ledger);
   const { db, service, store } = core;
   const report = await service.reconcile();
   if (Object.values(report).some((n) => n > 0)) app.log.warn({ ...report, event: 'reconciled' }, 'start-up reconciliation changed state');
@@ -127,7 +126,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   await app.register(docs, { version: config.version });
   await app.register(healthRoutes, { db, dataDir: config.dataDir, store });
-  await app.register(metricsRoutes, { metrics });
+  await app.register(metricsRoutes, { metrics, ledger: core.ledger });
   await app.register(webRoutes);
   const urls = { publicUrl: config.publicUrl, trustProxy: config.trustProxy };
   await app.register(uploadRoutes, { service, urls, signer, signedUrlTtlMs: config.auth.signedUrlTtlMs, now: overrides.now ?? Date.now });

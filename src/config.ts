@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { packageRoot } from './lib/package-root.js';
 import { inSea, seaAsset } from './lib/sea.js';
 import { formatBytes, parseBytes, parseDuration } from './lib/units.js';
 
@@ -98,18 +99,11 @@ export interface S3Config {
 /** S3's own floor for every part but the last. */
 export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
 
-/** sluice's version, from the package.json above this module (src/ when run from source, dist/src/ when built). */
+/** sluice's version: from the binary's assets, or from the package.json of the package. */
 const PACKAGE_VERSION = ((): string => {
   if (inSea()) return (JSON.parse(seaAsset('package.json').toString('utf8')) as { version: string }).version;
-  for (const candidate of ['../package.json', '../../package.json']) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(candidate, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'sluice' && pkg.version) return pkg.version;
-    } catch {
-      // not at this level
-    }
-  }
-  return 'unknown';
+  if (packageRoot === undefined) return 'unknown';
+  return (JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 })();
 
 export class ConfigError extends Error {

@@ -89,10 +89,10 @@ const LINGER_BYTES = 16 * 1024 * 1024;
  * response). So the rest of the body is read and dropped for a bounded time and size, and only
  * then is the socket destroyed - unless the body ends first and the connection can be reused.
  */
-function lingerThenClose(request: FastifyRequest, _reply: FastifyReply): void {
+function lingerThenClose(request: FastifyRequest, reply: FastifyReply): void {
   const req = request.raw;
   const socket = req.socket;
-  _reply.raw.once('finish', () => {
+  reply.raw.once('finish', () => {
     if (req.complete || socket.destroyed) return;
     let drained = 0;
     const timer = setTimeout(() => socket.destroy(), LINGER_MS);

@@ -7,7 +7,7 @@ const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
 
 /**
  * Prometheus metrics, prefixed `sluice_`: what the upload service reports as it happens (counters
- * and durations), plus gauges read from the ledger when scraped. Each app has its own registry.
+ * and durations), plus gauges read from the ledger (one query) when scraped. Each app has its own registry.
  */
 export class Metrics {
   readonly registry = new Registry();
@@ -25,24 +25,15 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry, prefix: 'sluice_' });
   }
 
-  /** Gauges computed from the ledger on each scrape. */
-  watch(ledger: Ledger): void {
-    new Gauge({
-      name: 'sluice_active_uploads',
-      help: 'Uploads being uploaded or finished',
-      registers: [this.registry],
-      collect() {
-        this.set(ledger.activeStats().active);
-      },
-    });
-    new Gauge({
-      name: 'sluice_staging_bytes',
-      help: 'Bytes received and held in staging files',
-      registers: [this.registry],
-      collect() {
-        this.set(ledger.activeStats().stagedBytes);
-      },
-    });
+  private readonly active = new Gauge({ name: 'sluice_active_uploads', help: 'Uploads being uploaded or finished', registers: [this.registry] });
+  private readonly staged = new Gauge({ name: 'sluice_staging_bytes', help: 'Bytes received and held in staging files', registers: [this.registry] });
+
+  /** The text exposition, with the ledger gauges read once for this scrape. */
+  async render(ledger: Ledger): Promise<string> {
+    const stats = ledger.activeStats();
+    this.active.set(stats.active);
+    this.staged.set(stats.stagedBytes);
+    return this.registry.metrics();
   }
 
   readonly record = (event: ServiceEvent): void => {
@@ -75,8 +66,8 @@ export class Metrics {
 }
 
 /** `GET /metrics` in the Prometheus text format. */
-export const metricsRoutes: FastifyPluginAsync<{ metrics: Metrics }> = async (app, { metrics }) => {
+export const metricsRoutes: FastifyPluginAsync<{ metrics: Metrics; ledger: Ledger }> = async (app, { metrics, ledger }) => {
   app.get('/metrics', { config: { public: true }, schema: { tags: ['operations'], summary: 'Prometheus metrics' } }, async (_request, reply) => {
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    return reply.type(metrics.registry.contentType).send(await metrics.render(ledger));
   });
 };

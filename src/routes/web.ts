@@ -1,20 +1,10 @@
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
+import { packageRoot } from '../lib/package-root.js';
 import { inSea, seaAsset } from '../lib/sea.js';
 
-/** The `web/` directory of the package, found from this module (src/ or dist/src/). */
-function webDir(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 4; i++) {
-    const candidate = path.join(dir, 'web');
-    if (existsSync(path.join(candidate, 'index.html'))) return candidate;
-    dir = path.dirname(dir);
-  }
-  throw new Error('the web/ directory of sluice was not found');
-}
 
 /**
  * `GET /`: the uploader page (plain HTML and an ES module, no build step), and the tus-js-client
@@ -28,7 +18,7 @@ export const webRoutes: FastifyPluginAsync = async (app) => {
     : (name: string) =>
         name === 'tus.min.js'
           ? readFileSync(createRequire(import.meta.url).resolve('tus-js-client/dist/tus.min.js'))
-          : readFileSync(path.join(webDir(), name));
+          : readFileSync(path.join(packageRoot ?? '.', 'web', name));
   const files: Record<string, { body: Buffer; type: string }> = {
     '/': { body: read('index.html'), type: 'text/html; charset=utf-8' },
     '/app.js': { body: read('app.js'), type: 'text/javascript; charset=utf-8' },

@@ -2,7 +2,7 @@ import { createHash, randomUUID, type Hash } from 'node:crypto';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../config.js';
 import { SluiceError } from '../errors.js';
-import type { Chunk, Ledger, NewUpload, Upload } from '../ledger/ledger.js';
+import type { Chunk, Ledger, NewUpload, StoredLocation, Upload } from '../ledger/ledger.js';
 import type { Download, FileStore } from '../storage/file-store.js';
 import type { StagingArea } from '../storage/staging-area.js';
 import { chunkSpan, spanForRange, totalChunks, type Span } from './chunk-grid.js';
@@ -566,12 +566,17 @@ export class UploadService {
     return this.ledger.listUploads(owner, limit, after);
   }
 
-  /** Reads a completed upload's bytes (or a range of them) from its store. */
-  async content(owner: string, id: string, range?: { start: number; end: number }): Promise<Download> {
+  /** A completed upload of this owner, ready to be read; anything else is `upload_not_completed`. */
+  completed(owner: string, id: string): Upload & { location: StoredLocation } {
     const upload = this.get(owner, id);
     if (upload.status !== 'completed' || upload.location === null) {
       throw new SluiceError('upload_not_completed', `upload ${id} is ${upload.status}`, { upload_status: upload.status });
     }
+    return upload as Upload & { location: StoredLocation };
+  }
+
+  /** Reads a completed upload's bytes (or a range of them) from its store. */
+  content(upload: Upload & { location: StoredLocation }, range?: { start: number; end: number }): Promise<Download> {
     return this.store.read(upload.location, range, { fileName: upload.fileName, contentType: upload.contentType });
   }
 

@@ -32,19 +32,17 @@ export class StagingArea {
    * directory entry are fsynced so that a crash after the ledger row is written finds the file.
    */
   async create(id: string, size: number): Promise<void> {
-    const fh = await fs.open(this.pathOf(id), fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o600);
-    try {
-      await fh.truncate(size);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await this.sizeDurably(id, size, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR);
     await syncDir(this.dir);
   }
 
   /** Sets the staging file's length once a deferred length is known (bytes already there stay). */
   async resize(id: string, size: number): Promise<void> {
-    const fh = await fs.open(this.pathOf(id), fsc.O_RDWR);
+    await this.sizeDurably(id, size, fsc.O_RDWR);
+  }
+
+  private async sizeDurably(id: string, size: number, flags: number): Promise<void> {
+    const fh = await fs.open(this.pathOf(id), flags, 0o600);
     try {
       await fh.truncate(size);
       await fh.sync();

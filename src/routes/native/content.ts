@@ -22,10 +22,7 @@ export const contentRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }
       },
     },
     async (request, reply) => {
-      const upload = service.get(request.owner, request.params.id);
-      if (upload.status !== 'completed') {
-        throw new SluiceError('upload_not_completed', `upload ${upload.id} is ${upload.status}`, { upload_status: upload.status });
-      }
+      const upload = service.completed(request.owner, request.params.id);
       let range: { start: number; end: number } | undefined;
       const header = request.headers.range;
       if (header !== undefined && upload.size > 0) {
@@ -36,7 +33,7 @@ export const contentRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }
         }
         if (Array.isArray(parsed) && parsed.type === 'bytes' && parsed.length === 1) range = parsed[0];
       }
-      const download = await service.content(request.owner, upload.id, range);
+      const download = await service.content(upload, range);
       if (download.kind === 'redirect') return reply.redirect(download.url, 302);
 
       reply

@@ -15,7 +15,7 @@ export function presentUpload(u: Upload) {
     metadata: u.metadata,
     chunks_received: u.status === 'completed' ? u.totalChunks : u.chunksReceived,
     bytes_received: u.status === 'completed' ? u.size : u.bytesReceived,
-    progress: u.size === 0 || u.status === 'completed' ? (u.status === 'completed' ? 1 : 0) : u.bytesReceived / u.size,
+    progress: u.status === 'completed' ? 1 : u.size === 0 ? 0 : u.bytesReceived / u.size,
     created_at: iso(u.createdAt),
     expires_at: iso(u.expiresAt),
     ...(u.completedAt !== null && { completed_at: iso(u.completedAt) }),
