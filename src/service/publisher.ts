@@ -1,4 +1,3 @@
-import type { Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import { SluiceError, isSluiceError } from '../errors.js';
@@ -8,6 +7,7 @@ import type { StagingArea } from '../storage/staging-area.js';
 import { hashStream } from './body-writer.js';
 import { readHead, type TypePolicy } from './type-policy.js';
 import { verifying } from './verifying-stream.js';
+import type { RunningDigests } from './running-digest.js';
 import type { EventSink } from './upload-types.js';
 
 export interface PublisherDeps {
@@ -18,13 +18,15 @@ export interface PublisherDeps {
   now: () => number;
   typePolicy: TypePolicy | undefined;
   emit: EventSink;
+  digests: RunningDigests;
 }
 
 /**
  * The finish pipeline both protocols share: a `finishing` upload's bytes are read once - checked
  * against the type policy, hashed and verified on their way into the store - and only a verified
  * file is published. Publish jobs belong to the process, not to a request; a second finish joins
- * the running job. Also keeps the running whole-file hashes of uploads whose bytes arrived in order.
+ * the running job. The whole-file digest comes from the running digests: a file whose bytes were
+ * all hashed as they arrived is not read again.
  */
 export class Publisher {
   private readonly ledger: Ledger;
@@ -38,12 +40,7 @@ export class Publisher {
   private readonly finishing = new Map<string, Promise<Upload>>();
   /** Bytes verified and handed to the store so far, per finishing upload (for status). */
   private readonly finishBytes = new Map<string, number>();
-  /**
-   * Running whole-file SHA-256 of uploads whose bytes arrived in order from offset 0 (tus appends),
-   * so that finishing needs no extra read to learn the digest. Memory only: after a restart the
-   * digest is computed by reading the file once.
-   */
-  readonly running = new Map<string, { hash: Hash; upTo: number }>();
+  private readonly digests: RunningDigests;
 
   constructor(deps: PublisherDeps) {
     this.ledger = deps.ledger;
@@ -53,6 +50,7 @@ export class Publisher {
     this.now = deps.now;
     this.typePolicy = deps.typePolicy;
     this.emit = deps.emit;
+    this.digests = deps.digests;
   }
 
   /** The job publishing this upload, if one is running in this process. */
@@ -60,16 +58,10 @@ export class Publisher {
     return this.finishing.get(id);
   }
 
-  /** The digest of all of an upload's bytes, when they arrived in order and the hash is still held. */
-  runningDigest(upload: Upload): string | null {
-    const running = this.running.get(upload.id);
-    return running?.upTo === upload.size ? running.hash.copy().digest('hex') : null;
-  }
-
   /** Fraction of the file already verified and handed to the store while `finishing`. */
   progress(upload: Upload): number | undefined {
     if (upload.status !== 'finishing') return undefined;
-    const bytes = this.finishBytes.get(upload.id) ?? 0;
+    const bytes = Math.max(this.finishBytes.get(upload.id) ?? 0, this.digests.coveredBytes(upload.id));
     return upload.size === 0 ? 0 : bytes / upload.size;
   }
 
@@ -96,11 +88,12 @@ export class Publisher {
   }
 
   /**
-   * Publishes a `finishing` upload. `sha256` is the digest the bytes must have; when it is not known
-   * (a tus upload after a restart lost its running hash) one read computes it first. The publishing
-   * read verifies it again, so the store only ever receives bytes that match the recorded digest.
+   * Publishes a `finishing` upload whose bytes must hash to `expected` (null: whatever they hash
+   * to, as for tus). The digest comes from the running digest, which reads only what it does not
+   * cover yet; a mismatch fails before the store sees a byte. A concatenated upload has no running
+   * digest: its one publishing read computes and verifies it.
    */
-  private async publish(upload: Upload, sha256: string | null): Promise<Upload> {
+  private async publish(upload: Upload, expected: string | null): Promise<Upload> {
     const { id } = upload;
     const started = this.now();
     const source = this.sourceOf(upload);
@@ -109,24 +102,29 @@ export class Publisher {
         const reason = await this.typePolicy.violation(upload.contentType, await readHead(source.open()));
         if (reason) throw new SluiceError('type_not_allowed', reason);
       }
-      const expected = sha256 ?? (await hashStream(source.open()));
+      const digest = upload.parts ? undefined : await this.digests.digest(id, upload.size);
+      if (digest !== undefined && expected !== null && digest !== expected) {
+        throw new SluiceError('file_checksum_mismatch', `the file's SHA-256 is ${digest}, expected ${expected}`, { sha256: digest });
+      }
+      const sha256 = expected ?? digest ?? (await hashStream(source.open()));
       const location = await this.store.publish({
         id,
         stagingPath: source.stagingPath,
         size: upload.size,
         fileName: upload.fileName,
         contentType: upload.contentType,
-        sha256: expected,
-        open: () => verifying(source.open(), expected, upload.size, (n) => this.finishBytes.set(id, n)),
+        sha256,
+        verified: digest !== undefined,
+        open: () => verifying(source.open(), sha256, upload.size, (n) => this.finishBytes.set(id, n)),
       });
-      this.ledger.markCompleted(id, expected, location, this.now());
+      this.ledger.markCompleted(id, sha256, location, this.now());
       await this.staging.remove(id);
       for (const part of upload.parts ?? []) {
         // The partial uploads' bytes now live in the final upload: release them.
         this.ledger.consumePartial(part, location, this.now());
         await this.staging.remove(part);
       }
-      this.running.delete(id);
+      this.digests.forget(id);
       this.log.info({ uploadId: id, size: upload.size, ms: this.now() - started, event: 'upload_completed' }, 'upload completed');
       this.emit({ type: 'completed', protocol: upload.protocol, bytes: upload.size, seconds: (this.now() - started) / 1000 });
       return this.ledger.getUpload(id) as Upload;
@@ -136,7 +134,7 @@ export class Publisher {
         this.ledger.markFailed(id, err.message, this.now());
         this.ledger.deleteChunks(id);
         await this.staging.remove(id);
-        this.running.delete(id);
+        this.digests.forget(id);
         this.log.warn({ uploadId: id, event: 'upload_failed' }, err.message);
         this.emit({ type: 'failed', protocol: upload.protocol });
         throw err;
@@ -150,7 +148,8 @@ export class Publisher {
   }
 
   /**
-   * Starts publishing an upload (or joins the job already running) and returns the job. The job
+   * Starts publishing an upload (or joins the job already running) and returns the job; `sha256`
+   * is the digest its bytes must have, null when any digest will do. The job
    * belongs to the service: nobody waiting for it does not cancel it, and its failure is handled.
    */
   start(upload: Upload, sha256: string | null): Promise<Upload> {

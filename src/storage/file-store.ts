@@ -17,6 +17,11 @@ export interface PublishInput {
   /** Expected whole-file SHA-256, lowercase hex. */
   sha256: string;
   /**
+   * True when the service already hashed exactly these staged bytes and they match `sha256`: a
+   * store that takes the staging file over need not read it again.
+   */
+  verified: boolean;
+  /**
    * Streams the staged bytes once. The stream errors, before it ends, when the bytes do not hash to
    * `sha256`, so a store that writes what it reads must treat a stream error as "publish nothing".
    * Every call starts a new read of the file.

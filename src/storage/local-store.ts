@@ -47,8 +47,9 @@ export class LocalStore implements FileStore {
       await syncDir(this.filesDir);
       return { backend: 'local', path: relative };
     }
-    // Drain the verifying stream: it errors (and we publish nothing) if the bytes do not match.
-    await pipeline(input.open(), new Writable({ write: (_chunk, _enc, cb) => cb() }));
+    // Unless the service hashed these very bytes already, drain the verifying stream: it errors
+    // (and we publish nothing) if the bytes do not match.
+    if (!input.verified) await pipeline(input.open(), new Writable({ write: (_chunk, _enc, cb) => cb() }));
     await fs.rename(input.stagingPath, target);
     await syncDir(this.filesDir);
     await syncDir(path.dirname(input.stagingPath));

@@ -47,8 +47,9 @@ async function readAll(store: FileStore, location: StoredLocation): Promise<Buff
   return Buffer.concat(parts);
 }
 
-function input(id: string, stagingPath: string, size: number, expected: string, fileName = 'data.bin'): PublishInput {
+function input(id: string, stagingPath: string, size: number, expected: string, fileName = 'data.bin', verified = false): PublishInput {
   return {
+    verified,
     id,
     stagingPath,
     size,
@@ -81,6 +82,17 @@ for (const [name, make] of Object.entries(stores)) {
       t.same(await visible(), [], 'delete removes it');
       await store.delete(location);
       t.pass('deleting again is not an error');
+    });
+
+    await t.test('bytes the service already verified are published whole (a local store does not read them again)', async (t) => {
+      const { file, sha256: digest } = await randomFile(stagingDir, 3 * 1024 * 1024 + 5, 'v');
+      const source = await fs.readFile(file);
+      let opened = 0;
+      const given = input('44444444-4444-4444-8444-444444444444', file, source.length, digest, 'data.bin', true);
+      const location = await store.publish({ ...given, open: () => (opened++, given.open()) });
+      t.same(await readAll(store, location), source, 'bytes equal');
+      t.equal(opened, name === 'local' ? 0 : 1, name === 'local' ? 'the staging file was renamed, not read' : 'read once, to send it');
+      await store.delete(location);
     });
 
     await t.test('a digest mismatch publishes nothing and leaves the staging file as it was', async (t) => {
