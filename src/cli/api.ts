@@ -21,6 +21,7 @@ export interface UploadInfo {
   chunks_received: number;
   bytes_received: number;
   missing_chunks?: number[];
+  missing_chunks_next?: number;
   sha256?: string;
   location?: unknown;
   created_at: string;
@@ -61,8 +62,21 @@ export class Api {
   create(body: { file_name: string; size: number; chunk_size?: number; content_type?: string }): Promise<UploadInfo> {
     return this.call('POST', '/v1/uploads', body);
   }
-  status(id: string): Promise<UploadInfo> {
-    return this.call('GET', `/v1/uploads/${encodeURIComponent(id)}`);
+  status(id: string, missingAfter?: number): Promise<UploadInfo> {
+    const query = missingAfter === undefined ? '' : `?missing_after=${missingAfter}&missing_limit=10000`;
+    return this.call('GET', `/v1/uploads/${encodeURIComponent(id)}${query}`);
+  }
+  /** Every missing chunk index of an upload, following the status pages. */
+  async missingChunks(upload: UploadInfo): Promise<number[]> {
+    // A just-created upload carries no list: ask for the first page.
+    if (upload.missing_chunks === undefined) upload = await this.status(upload.id);
+    const missing = [...(upload.missing_chunks ?? [])];
+    for (let next = upload.missing_chunks_next; next !== undefined; ) {
+      const page = await this.status(upload.id, next);
+      missing.push(...(page.missing_chunks ?? []));
+      next = page.missing_chunks_next;
+    }
+    return missing;
   }
   putChunk(id: string, index: number, bytes: Uint8Array, sha256: string): Promise<{ chunks_received: number }> {
     return this.call('PUT', `/v1/uploads/${encodeURIComponent(id)}/chunks/${index}`, bytes, {

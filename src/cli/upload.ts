@@ -85,7 +85,7 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
   }
   const progress = new Progress(opts.mode, label, stat.size);
   try {
-    const missing = new Set(upload.status === 'completed' ? [] : (upload.missing_chunks ?? Array.from({ length: upload.total_chunks }, (_, i) => i)));
+    const missing = new Set(upload.status === 'completed' ? [] : await api.missingChunks(upload));
     if (resumed) {
       progress.note(`resuming upload ${upload.id}: ${upload.total_chunks - missing.size} of ${upload.total_chunks} chunks are already on the server`, { id: upload.id, missing: missing.size });
     }

@@ -161,7 +161,7 @@ export class Ledger {
     insertUpload: Statement;
     getUpload: Statement<[string], UploadRow>;
     getChunk: Statement<[string, number], ChunkRow>;
-    chunkIndexes: Statement<[string], { idx: number }>;
+    chunkIndexes: Statement<[string, number], { idx: number }>;
     insertChunk: Statement;
     bumpCounters: Statement;
     transition: Statement;
@@ -194,7 +194,7 @@ export class Ledger {
                 @lengthDeferred, @tusMetadata, @concat, @parts)`),
       getUpload: db.prepare('SELECT * FROM uploads WHERE id = ?'),
       getChunk: db.prepare('SELECT idx, offset, length, sha256, received_at FROM chunks WHERE upload_id = ? AND idx = ?'),
-      chunkIndexes: db.prepare('SELECT idx FROM chunks WHERE upload_id = ? ORDER BY idx'),
+      chunkIndexes: db.prepare('SELECT idx FROM chunks WHERE upload_id = ? AND idx >= ? ORDER BY idx'),
       insertChunk: db.prepare(`
         INSERT INTO chunks (upload_id, idx, offset, length, sha256, received_at)
         VALUES (@uploadId, @index, @offset, @length, @sha256, @receivedAt)`),
@@ -357,11 +357,14 @@ export class Ledger {
     return this.stmts.terminateCompleted.run({ id, now }).changes === 1;
   }
 
-  /** Indexes in [0, totalChunks) with no chunk row, ascending; streams rows instead of loading them. */
-  missingChunks(uploadId: string, totalChunks: number, limit = Number.POSITIVE_INFINITY): number[] {
+  /**
+   * Indexes in [from, totalChunks) with no chunk row, ascending, at most `limit`; walks the
+   * primary key from `from` and stops as soon as the page is full.
+   */
+  missingChunks(uploadId: string, totalChunks: number, limit = Number.POSITIVE_INFINITY, from = 0): number[] {
     const missing: number[] = [];
-    let next = 0;
-    for (const { idx } of this.stmts.chunkIndexes.iterate(uploadId)) {
+    let next = from;
+    for (const { idx } of this.stmts.chunkIndexes.iterate(uploadId, from)) {
       while (next < idx && missing.length < limit) missing.push(next++);
       if (missing.length >= limit) return missing;
       next = idx + 1;

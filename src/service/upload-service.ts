@@ -8,6 +8,7 @@ import type { StagingArea } from '../storage/staging-area.js';
 import { chunkSpan, spanForRange, totalChunks, type Span } from './chunk-grid.js';
 import { InFlight } from './in-flight.js';
 import { Publisher } from './publisher.js';
+import { RunningDigests } from './running-digest.js';
 import { reconcile } from './reconcile.js';
 import type {
   AppendRequest,
@@ -56,6 +57,7 @@ export class UploadService {
   private readonly inFlight: InFlight;
   private readonly statfs: StatFs;
   private readonly publisher: Publisher;
+  private readonly digests: RunningDigests;
   private readonly emit: EventSink;
 
   constructor(deps: ServiceDeps) {
@@ -68,7 +70,21 @@ export class UploadService {
     this.inFlight = new InFlight(deps.config.takeoverAfterMs, this.now);
     const typePolicy = deps.config.allowedTypes ? new TypePolicy(deps.config.allowedTypes) : undefined;
     this.emit = deps.events ?? (() => {});
-    this.publisher = new Publisher({ ledger: this.ledger, staging: this.staging, store: this.store, log: this.log, now: this.now, typePolicy, emit: this.emit });
+    this.digests = new RunningDigests({
+      pathOf: (id) => this.staging.pathOf(id),
+      recordedUntil: (id, from) => this.recordedUntil(id, from),
+      onError: (id, err) => this.log.warn({ uploadId: id, err, event: 'digest_catch_up_failed' }, 'hashing received bytes failed; finishing reads them again'),
+    });
+    this.publisher = new Publisher({
+      ledger: this.ledger,
+      staging: this.staging,
+      store: this.store,
+      log: this.log,
+      now: this.now,
+      typePolicy,
+      emit: this.emit,
+      digests: this.digests,
+    });
     this.statfs = deps.statfs ?? statFs;
   }
 
@@ -176,10 +192,28 @@ export class UploadService {
     return upload;
   }
 
-  missingChunks(upload: Upload, limit?: number): number[] {
+  /**
+   * Where the recorded bytes starting at `from` stop being contiguous: the received length of an
+   * upload that grows at its end, the end of the run of recorded chunks of a native one.
+   */
+  private recordedUntil(id: string, from: number): number {
+    const upload = this.ledger.getUpload(id);
+    if (!upload || upload.status !== 'uploading' && upload.status !== 'finishing') return 0;
+    if (upload.protocol !== 'native') return upload.bytesReceived;
+    let index = Math.floor(from / upload.chunkSize);
+    while (index < upload.totalChunks && this.ledger.getChunk(id, index)) index++;
+    return Math.min(index * upload.chunkSize, upload.size);
+  }
+
+  /** Missing chunk indexes from `from` on, ascending, at most `limit` of them. */
+  missingChunks(upload: Upload, limit: number, from = 0): number[] {
     // tus uploads grow at their end: there is no grid of chunks to be missing.
     if (upload.status === 'completed' || upload.protocol !== 'native') return [];
-    return this.ledger.missingChunks(upload.id, upload.totalChunks, limit);
+    return this.ledger.missingChunks(upload.id, upload.totalChunks, limit, from);
+  }
+
+  missingCount(upload: Upload): number {
+    return upload.status === 'completed' || upload.protocol !== 'native' ? 0 : upload.totalChunks - upload.chunksReceived;
   }
 
   /**
@@ -210,9 +244,11 @@ export class UploadService {
       }
       // A recorded chunk is only hashed (to tell a retry from a conflict), never rewritten.
       const fh = existing ? null : await this.staging.openForWrite(id);
+      // When this chunk continues the whole-file digest, feed it the same bytes on the way.
+      const fed = existing ? undefined : this.digests.feed(id, span.offset);
       let written;
       try {
-        written = await writeBody(fh, body.stream, { offset: span.offset, max: span.length, touch: writer.touch });
+        written = await writeBody(fh, body.stream, { offset: span.offset, max: span.length, touch: writer.touch, ...(fed && { also: [fed] }) });
       } finally {
         await fh?.close();
       }
@@ -234,6 +270,7 @@ export class UploadService {
       const result = this.ledger.recordChunk(id, chunk);
       switch (result.kind) {
         case 'recorded':
+          this.digests.recorded(id, span.offset, span.length, fed);
           this.emit({ type: 'received', protocol: 'native', bytes: span.length, seconds: (this.now() - started) / 1000 });
           return { chunk, upload: result.upload, created: true };
         case 'duplicate':
@@ -419,8 +456,7 @@ export class UploadService {
       if (req.declaredLength !== undefined && req.declaredLength > room) {
         throw new SluiceError('upload_too_large', `the body (${req.declaredLength} bytes) runs past the end of the upload (${room} bytes left)`);
       }
-      const running = this.publisher.running.get(id);
-      const candidate = running?.upTo === req.offset ? running.hash.copy() : req.offset === 0 ? createHash('sha256') : undefined;
+      const fed = this.digests.feed(id, req.offset);
       const checks = new Map<string, Hash>();
       if (req.checksum) {
         for (const algorithm of 'trailer' in req.checksum ? TRAILER_ALGORITHMS : [req.checksum.algorithm]) checks.set(algorithm, createHash(algorithm));
@@ -432,14 +468,13 @@ export class UploadService {
           offset: req.offset,
           max: room,
           touch: writer.touch,
-          also: [...(candidate ? [candidate] : []), ...checks.values()],
+          also: [...(fed ? [fed] : []), ...checks.values()],
           // A checksummed body is all or nothing; any other long body is made durable as it goes.
           ...(!req.checksum && {
             checkpoint: {
               every: APPEND_CHECKPOINT_BYTES,
-              record: (segment) => {
-                upload = this.recordAppended(upload, segment, started);
-                if (candidate) this.publisher.running.set(id, { hash: candidate.copy(), upTo: upload.bytesReceived });
+              record: (segment, fedAt) => {
+                upload = this.recordAppended(upload, segment, started, fedAt[0]);
               },
             },
           }),
@@ -458,8 +493,8 @@ export class UploadService {
         }
       }
       if (written.bytes > written.segmentStart) {
-        upload = this.recordAppended(upload, { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart, sha256: written.sha256 }, started);
-        if (candidate) this.publisher.running.set(id, { hash: candidate, upTo: upload.bytesReceived });
+        const extent = { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart, sha256: written.sha256 };
+        upload = this.recordAppended(upload, extent, started, fed);
       }
       if (written.error !== undefined) throw written.error;
       if (written.overflow) throw new SluiceError('upload_too_large', `the body runs past the end of the upload (${room} bytes left)`);
@@ -482,11 +517,15 @@ export class UploadService {
     return upload;
   }
 
-  /** Records durable appended bytes as one extent; throws if the upload moved on or closed. */
-  private recordAppended(upload: Upload, extent: { offset: number; length: number; sha256: string }, started: number): Upload {
+  /**
+   * Records durable appended bytes as one extent; throws if the upload moved on or closed. `fed`
+   * is the whole-file hash fed with every byte up to the extent's end, if it was kept.
+   */
+  private recordAppended(upload: Upload, extent: { offset: number; length: number; sha256: string }, started: number, fed?: Hash): Upload {
     const result = this.ledger.recordExtent(upload.id, extent, this.now());
     if (result.kind === 'offset_moved') throw new SluiceError('offset_mismatch', 'the upload moved on meanwhile', { offset: result.upload.bytesReceived });
     if (result.kind === 'not_writable') throw notWritable(result.upload ?? upload);
+    this.digests.recorded(upload.id, extent.offset, extent.length, fed);
     this.emit({ type: 'received', protocol: 'tus', bytes: extent.length, seconds: (this.now() - started) / 1000 });
     return result.upload;
   }
@@ -506,7 +545,7 @@ export class UploadService {
 
   /**
    * Publishes an upload that has all its bytes (joining a job already running); otherwise returns it
-   * as it is. The digest comes from the running hash when the bytes arrived in order.
+   * as it is. The digest comes from the running digest.
    */
   async publishIfComplete(id: string): Promise<Upload> {
     const joined = this.publisher.job(id);
@@ -514,7 +553,7 @@ export class UploadService {
     const upload = this.ledger.getUpload(id);
     if (!upload || upload.status !== 'uploading' || !this.hasAllBytes(upload)) return upload as Upload;
     if (!this.ledger.transition(id, 'uploading', 'finishing', this.now())) return this.publisher.job(id) ?? (this.ledger.getUpload(id) as Upload);
-    return this.publisher.start(this.ledger.getUpload(id) as Upload, this.publisher.runningDigest(upload));
+    return this.publisher.start(this.ledger.getUpload(id) as Upload, null);
   }
 
   /**
@@ -556,7 +595,7 @@ export class UploadService {
       throw notWritable(this.get(owner, id));
     }
     this.ledger.deleteChunks(id);
-    this.publisher.running.delete(id);
+    this.digests.forget(id);
     await this.staging.remove(id);
     this.log.info({ uploadId: id, event: 'upload_aborted' }, 'upload aborted');
     this.emit({ type: 'aborted' });
@@ -584,7 +623,7 @@ export class UploadService {
   async expire(id: string): Promise<boolean> {
     if (!this.ledger.transition(id, 'uploading', 'expired', this.now())) return false;
     this.ledger.deleteChunks(id);
-    this.publisher.running.delete(id);
+    this.digests.forget(id);
     await this.staging.remove(id);
     this.log.info({ uploadId: id, event: 'upload_expired' }, 'upload expired');
     this.emit({ type: 'expired' });

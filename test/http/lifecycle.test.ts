@@ -31,6 +31,37 @@ t.test('GET /v1/uploads lists newest first, paginated with an opaque cursor', as
   }
 });
 
+t.test('status pages through the missing chunks of a 10,000-chunk upload', async (t) => {
+  const s = await startServer(t); // test config: chunks may be as small as 1 byte
+  const up = await createUpload(s.url, { file_name: 'many.bin', size: 10_000 * 16, chunk_size: 16 });
+  for (const i of [0, 2, 9998]) t.equal((await putChunk(s.url, up.id, i, randomBytes(16))).status, 200);
+  const expected = Array.from({ length: 10_000 }, (_, i) => i).filter((i) => ![0, 2, 9998].includes(i));
+
+  const first = await http('GET', `${s.url}/v1/uploads/${up.id}`);
+  t.equal(first.body.missing_chunks.length, 1000, 'one page of 1000 by default');
+  t.same(first.body.missing_chunks.slice(0, 3), [1, 3, 4]);
+  t.equal(first.body.missing_chunks_count, 9997);
+  t.equal(first.body.missing_chunks_next, 1001, 'the last index of the page');
+  const seen: number[] = [];
+  let pages = 0;
+  for (let next: number | undefined = -1; next !== undefined; pages++) {
+    const res = await http('GET', `${s.url}/v1/uploads/${up.id}?missing_limit=3000${next >= 0 ? `&missing_after=${next}` : ''}`);
+    t.equal(res.status, 200);
+    seen.push(...(res.body.missing_chunks as number[]));
+    next = res.body.missing_chunks_next;
+  }
+  t.equal(pages, 4, '9997 indexes in pages of 3000');
+  t.same(seen, expected, 'the pages add up to exactly the missing chunks, in order');
+  const whole = await http('GET', `${s.url}/v1/uploads/${up.id}?missing_limit=10000`);
+  t.same([whole.body.missing_chunks.length, whole.body.missing_chunks_next], [9997, undefined], 'one page when it fits');
+  const last = await http('GET', `${s.url}/v1/uploads/${up.id}?missing_after=9997`);
+  t.same(last.body.missing_chunks, [9999]);
+  for (const q of ['missing_limit=0', 'missing_limit=10001', 'missing_after=-1', 'missing_after=x']) {
+    const res = await http('GET', `${s.url}/v1/uploads/${up.id}?${q}`);
+    t.same([res.status, res.body.code], [400, 'invalid_request'], q);
+  }
+});
+
 t.test('GET content streams the completed file with Range support and a safe Content-Disposition', async (t) => {
   const s = await startServer(t);
   const data = randomBytes(3000);

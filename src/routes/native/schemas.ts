@@ -38,6 +38,17 @@ export const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 
+export const StatusQuery = Type.Object(
+  {
+    missing_after: Type.Optional(Type.String({ pattern: '^(0|[1-9][0-9]{0,8})$', description: 'List missing chunks after this index (the previous page\'s missing_chunks_next)' })),
+    missing_limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]{0,3}|10000)$', description: '1 to 10000 missing chunk indexes per page, default 1000' })),
+    // A signed upload URL carries its capability in the query string.
+    expires: Type.Optional(Type.String({ maxLength: 20 })),
+    signature: Type.Optional(Type.String({ maxLength: 100 })),
+  },
+  { additionalProperties: false },
+);
+
 export const Location = Type.Union([
   Type.Object({ backend: Type.Literal('local'), path: Type.String() }),
   Type.Object({ backend: Type.Literal('s3'), bucket: Type.String(), key: Type.String() }),
@@ -89,7 +100,11 @@ export const UploadStatusBody = Type.Object({
   chunk_url_template: Type.Optional(signedUrlFields.chunk_url_template),
   upload_url_expires_at: Type.Optional(signedUrlFields.upload_url_expires_at),
   finish_progress: Type.Optional(Type.Number({ description: 'While finishing: fraction of the file verified and stored, 0 to 1' })),
-  missing_chunks: Type.Array(Type.Integer(), { description: 'Indexes of chunks not yet received, ascending' }),
+  missing_chunks: Type.Array(Type.Integer(), { description: 'Indexes of chunks not yet received, ascending: one page of at most missing_limit' }),
+  missing_chunks_count: Type.Integer({ description: 'How many chunks are missing in all' }),
+  missing_chunks_next: Type.Optional(
+    Type.Integer({ description: 'Present when more missing chunks follow this page: pass it as missing_after for the next page' }),
+  ),
 });
 
 export const CreatedUpload = Type.Object({ ...uploadFields, ...signedUrlFields });

@@ -14,6 +14,7 @@ import {
   IdParams,
   ListQuery,
   Problem,
+  StatusQuery,
   UploadList,
   UploadStatusBody,
   UploadSummary,
@@ -26,6 +27,9 @@ export interface NativeRouteOptions {
   signedUrlTtlMs: number;
   now: () => number;
 }
+
+/** Missing chunk indexes per status answer unless the client asks for another page size. */
+const MISSING_PAGE = 1000;
 
 const problems = { 400: Problem, 404: Problem, 409: Problem, 410: Problem, 413: Problem, 422: Problem, 503: Problem };
 
@@ -71,14 +75,27 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
     '/v1/uploads/:id',
     {
       config: { signedUrl: true },
-      schema: { tags: ['uploads'], summary: 'Status of an upload', params: IdParams, response: { 200: UploadStatusBody, ...problems } },
+      schema: {
+        tags: ['uploads'],
+        summary: 'Status of an upload',
+        params: IdParams,
+        querystring: StatusQuery,
+        response: { 200: UploadStatusBody, ...problems },
+      },
     },
     async (request) => {
       const upload = await service.status(request.owner, request.params.id);
       const finishProgress = service.finishProgress(upload);
+      // Paged, so that a 100,000-chunk upload's status stays a small answer (and a small query).
+      const limit = Number(request.query.missing_limit ?? MISSING_PAGE);
+      const from = request.query.missing_after === undefined ? 0 : Number(request.query.missing_after) + 1;
+      const page = service.missingChunks(upload, limit + 1, from);
+      const missing = page.slice(0, limit);
       return {
         ...presentUpload(upload),
-        missing_chunks: service.missingChunks(upload),
+        missing_chunks: missing,
+        missing_chunks_count: service.missingCount(upload),
+        ...(page.length > limit && { missing_chunks_next: missing[missing.length - 1] as number }),
         ...(finishProgress !== undefined && { finish_progress: finishProgress }),
         // A token holder may refresh the signed URLs; a signed URL cannot extend itself.
         ...(upload.status === 'uploading' && upload.protocol === 'native' && !request.viaSignedUrl && signedUrls(request, upload.id)),
