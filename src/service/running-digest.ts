@@ -120,16 +120,18 @@ export class RunningDigests {
   private run(id: string, e: Entry): Promise<void> {
     const job = (async () => {
       let fh: fs.FileHandle | undefined;
-      const buf = Buffer.allocUnsafe(READ_SIZE);
+      // Sized to what is to be read (a small chunk needs a small buffer), at most 1 MiB.
+      let buf: Buffer | undefined;
       try {
         for (;;) {
           if (this.entries.get(id) !== e) return; // forgotten meanwhile
           const end = this.deps.recordedUntil(id, e.upTo);
           if (end <= e.upTo) return;
           fh ??= await fs.open(this.deps.pathOf(id), 'r');
+          buf ??= Buffer.allocUnsafe(Math.min(READ_SIZE, end - e.upTo));
           const generation = e.generation;
           const at = e.upTo;
-          const { bytesRead } = await fh.read(buf, 0, Math.min(READ_SIZE, end - at), at);
+          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - at), at);
           if (bytesRead === 0) throw new Error(`staging file of ${id} ends at ${at}, before its recorded bytes`);
           // The hash moved on while reading (bytes fed as they arrived were adopted): read again.
           if (e.generation !== generation || e.upTo !== at) continue;
