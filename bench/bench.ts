@@ -14,6 +14,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -118,15 +119,16 @@ async function stopTarget(t: Target): Promise<void> {
 
 const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
+// /proc is read directly (never by spawning a process): the sampler must not steal the CPU it measures.
 function cpuSeconds(pid: number): number {
-  const stat = spawnSync('cat', [`/proc/${pid}/stat`], { encoding: 'utf8' }).stdout;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // Fields after the command name (which may contain spaces): utime is 14th, stime 15th overall.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
 function readStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const status = spawnSync('cat', [`/proc/${pid}/status`], { encoding: 'utf8' }).stdout;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
 }
 
@@ -150,7 +152,7 @@ async function measured(t: Target, run: () => Promise<void>): Promise<Sample> {
   const pid = t.child.pid as number;
   const hwm = await resetPeak(pid);
   let sampled = readStatus(pid, 'VmRSS');
-  const sampler = setInterval(() => (sampled = Math.max(sampled, readStatus(pid, 'VmRSS'))), 25);
+  const sampler = setInterval(() => (sampled = Math.max(sampled, readStatus(pid, 'VmRSS'))), 50);
   const cpu0 = cpuSeconds(pid);
   const t0 = performance.now();
   try {

@@ -11,6 +11,7 @@ import { EXIT, EXIT_HELP, exitCodeFor } from '../cli/exit-codes.js';
 import { Progress, type OutputMode } from '../cli/progress.js';
 import { uploadFile } from '../cli/upload.js';
 import { formatBytes, parseBytes } from '../lib/units.js';
+import { environmentHelp } from '../config-help.js';
 
 /**
  * `sluice`: the command line. `sluice serve` (or plain `sluice`) runs the server; the other
@@ -21,7 +22,7 @@ const program = new Command('sluice')
   .addOption(new Option('--server <url>', 'server to talk to').env('SLUICE_SERVER').default('http://127.0.0.1:8080'))
   .addOption(new Option('--token <token>', 'bearer token').env('SLUICE_TOKEN'))
   .option('--json', 'machine-readable output (JSON lines)', false)
-  .addHelpText('after', `\n${EXIT_HELP}\n\nThe server is configured with environment variables; see the README.`)
+  .addHelpText('after', `\n${EXIT_HELP}\n\nThe server is configured with environment variables: sluice serve --help lists them.`)
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : EXIT.usage));
 
 interface Globals {
@@ -49,6 +50,7 @@ function positiveInt(value: string): number {
 program
   .command('serve', { isDefault: true })
   .description('run the server (configured by environment variables)')
+  .addHelpText('after', `\n${environmentHelp()}`)
   .action(async () => {
     await import('../main.js');
   });

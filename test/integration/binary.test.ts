@@ -60,6 +60,8 @@ t.test('the single executable, alone in an empty directory with an empty environ
 
   const help = await run(binary, ['--help'], { env: {} });
   t.match(help.stdout, /upload \[options\] <file\.\.\.>/);
+  const serveHelp = await run(binary, ['serve', '--help'], { env: {} });
+  t.match(serveHelp.stdout, /\n {2}DATA_DIR +SQLite ledger/, 'the binary documents its environment');
   server.kill('SIGTERM');
   t.equal(await new Promise((r) => server.once('exit', (code) => r(code))), 0, 'clean shutdown');
 });

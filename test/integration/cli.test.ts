@@ -91,4 +91,7 @@ t.test('exit codes and messages follow the server error codes', async (t) => {
   t.equal(usage.code, 2);
   const help = await sluice(['--help'], env);
   t.match(help.stdout, /Exit codes:[\s\S]*4 {2}no such upload/);
+  const serveHelp = await sluice(['serve', '--help'], env);
+  t.equal(serveHelp.code, 0);
+  t.match(serveHelp.stdout, /Environment[\s\S]*\n {2}DATA_DIR +SQLite ledger[\s\S]*\n {2}S3_BUCKET /, 'serve --help documents the environment');
 });
