@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
+# Node 22 LTS: better-sqlite3 12 aborts Node 24 in statement finalizers (see the README, "Container"); the tests pass on 22.23.
 # Build stage: dev dependencies, native addon compiled, TypeScript built, then dev deps pruned.
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
@@ -12,7 +13,7 @@ COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: production dependencies and the compiled code only, as a non-root user.
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*

@@ -26,6 +26,8 @@ const { values } = parseArgs({
     inflight: { type: 'string', default: '3' },
     'max-rss': { type: 'string', default: '150MiB' },
     'time-limit': { type: 'string', default: '300' },
+    // Server settings to try (e.g. the small-server profile): --env NODE_OPTIONS=... --env OVERLOAD_MAX_RSS=200MiB
+    env: { type: 'string', multiple: true, default: [] },
   },
 });
 const CLIENTS = Number(values.clients);
@@ -57,7 +59,8 @@ function percentile(sorted: number[], p: number): number {
 
 async function main(): Promise<number> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-load-'));
-  const server = await spawnServer({ DATA_DIR: dataDir, LOG_LEVEL: 'info' });
+  const extra = Object.fromEntries((values.env as string[]).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const server = await spawnServer({ DATA_DIR: dataDir, LOG_LEVEL: 'info', ...extra });
   const pid = server.child.pid as number;
   let peakRss = 0;
   const sampler = setInterval(async () => {
