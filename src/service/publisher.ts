@@ -122,6 +122,7 @@ export class Publisher {
       for (const part of upload.parts ?? []) {
         // The partial uploads' bytes now live in the final upload: release them.
         this.ledger.consumePartial(part, location, this.now());
+        this.digests.forget(part);
         await this.staging.remove(part);
       }
       this.digests.forget(id);
