@@ -207,13 +207,11 @@ export class UploadService {
 
   /** Missing chunk indexes from `from` on, ascending, at most `limit` of them. */
   missingChunks(upload: Upload, limit: number, from = 0): number[] {
-    // tus uploads grow at their end: there is no grid of chunks to be missing.
-    if (upload.status === 'completed' || upload.protocol !== 'native') return [];
-    return this.ledger.missingChunks(upload.id, upload.totalChunks, limit, from);
+    return canMissChunks(upload) ? this.ledger.missingChunks(upload.id, upload.totalChunks, limit, from) : [];
   }
 
   missingCount(upload: Upload): number {
-    return upload.status === 'completed' || upload.protocol !== 'native' ? 0 : upload.totalChunks - upload.chunksReceived;
+    return canMissChunks(upload) ? upload.totalChunks - upload.chunksReceived : 0;
   }
 
   /**
@@ -690,6 +688,11 @@ function requireNative(upload: Upload): void {
       upload_status: upload.status,
     });
   }
+}
+
+/** tus uploads grow at their end and completed ones have everything: no grid of chunks to miss. */
+function canMissChunks(upload: Upload): boolean {
+  return upload.status !== 'completed' && upload.protocol === 'native';
 }
 
 function notWritable(upload: Upload): SluiceError {
