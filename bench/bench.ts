@@ -5,7 +5,8 @@
  *
  *   npm run bench [-- --rounds 3 --size 1GiB --small 4096]   full run (a few minutes)
  *   npm run bench -- --quick                                 smoke run (about a minute; CI runs it)
- *   --json FILE writes every measurement as JSON as well.
+ *   --json FILE writes every measurement as JSON as well; --env K=V (repeatable) sets sluice's
+ *   environment, e.g. --env MEMORY_PROFILE=fast; --only single,chunks,... picks cases.
  *
  * Per case and server it reports MB/s (or requests/s), the ratio to @tus/server, the server's
  * CPU-seconds per GiB (utime + stime from /proc) and its peak RSS (VmHWM, reset before each run).
@@ -22,6 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseBytes } from '../src/lib/units.js';
+import { envArgs } from './env-args.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MiB = 1024 * 1024;
@@ -38,8 +40,11 @@ const { values } = parseArgs({
     small: { type: 'string' },
     json: { type: 'string' },
     only: { type: 'string' },
+    // sluice settings to compare, e.g. --env MEMORY_PROFILE=fast
+    env: { type: 'string', multiple: true, default: [] },
   },
 });
+const EXTRA_ENV = envArgs(values.env as string[]);
 const QUICK = values.quick === true;
 const ROUNDS = Number(values.rounds ?? (QUICK ? 1 : 3));
 const SIZE = parseBytes(values.size ?? (QUICK ? '64MiB' : '1GiB')) as number;
@@ -92,7 +97,7 @@ async function startTarget(name: ServerName, work: string): Promise<Target> {
   let args: string[];
   if (name === 'sluice') {
     // Defaults, except: no rate limit (a policy the peer does not have) and room for the 64 KiB case.
-    Object.assign(env, { DATA_DIR: dir, RATE_LIMIT_MAX: '0', LOG_LEVEL: 'info', MAX_CHUNKS: '100000' });
+    Object.assign(env, { DATA_DIR: dir, RATE_LIMIT_MAX: '0', LOG_LEVEL: 'info', MAX_CHUNKS: '100000', ...EXTRA_ENV });
     args = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')).scripts.start.split(' ').slice(1);
   } else {
     Object.assign(env, { DIR: dir });

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import * as tus from 'tus-js-client';
 import { Agent, request } from 'undici';
 import { parseBytes } from '../src/lib/units.js';
+import { envArgs } from './env-args.js';
 import { spawnServer } from '../test/helpers/process.js';
 
 const { values } = parseArgs({
@@ -59,7 +60,7 @@ function percentile(sorted: number[], p: number): number {
 
 async function main(): Promise<number> {
   const dataDir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-load-'));
-  const extra = Object.fromEntries((values.env as string[]).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const extra = envArgs(values.env as string[]);
   const server = await spawnServer({ DATA_DIR: dataDir, LOG_LEVEL: 'info', ...extra });
   const pid = server.child.pid as number;
   let peakRss = 0;

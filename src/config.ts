@@ -60,8 +60,17 @@ export interface Config {
   diskReserve: { bytes: number | undefined; percent: number | undefined };
   /** Overload protection: answer 503 + Retry-After beyond these (0 turns a check off). */
   overload: { maxEventLoopDelayMs: number; maxRssBytes: number };
+  /**
+   * How V8 trades memory for speed (src/lib/memory-profile.ts): `small` compiles less and keeps
+   * smaller heaps, `fast` is Node's default.
+   */
+  memoryProfile: MemoryProfile;
+  /** Received body bytes between young-generation collections that free socket buffers; 0 leaves it to V8. */
+  gcEveryBytes: number;
   storage: StorageConfig;
 }
+
+export type MemoryProfile = 'small' | 'fast';
 
 export interface AuthConfig {
   /** Static bearer tokens → user names (AUTH_TOKENS and AUTH_TOKENS_FILE). */
@@ -239,6 +248,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     maxEventLoopDelayMs: read('OVERLOAD_EVENT_LOOP_DELAY', 1000, (r) => (r.trim() === '0' ? 0 : duration(r)), 'a duration (e.g. 1s) or 0'),
     maxRssBytes: read('OVERLOAD_MAX_RSS', 0, (r) => (r.trim() === '0' ? 0 : bytes(r)), 'a byte size (e.g. 512MiB) or 0'),
   };
+  const memoryProfile = read<MemoryProfile>('MEMORY_PROFILE', 'small', (r) => (r === 'small' || r === 'fast' ? r : undefined), 'small or fast');
+  const gcEveryBytes = read('GC_EVERY', 2 * 1024 * 1024, (r) => (r.trim() === '0' ? 0 : bytes(r)), 'a byte size (e.g. 2MiB) or 0');
   const headersTimeoutMs = read('HEADERS_TIMEOUT', 20_000, duration, 'a duration (e.g. 20s)');
   const backend = read('STORAGE_BACKEND', 'local', (r) => (r === 'local' || r === 's3' ? r : undefined), 'a storage backend (local or s3)');
   let storage: StorageConfig = { backend: 'local' };
@@ -302,6 +313,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     headersTimeoutMs,
     diskReserve,
     overload,
+    memoryProfile,
+    gcEveryBytes,
     storage,
   };
 }

@@ -1,7 +1,5 @@
-import closeWithGrace from 'close-with-grace';
-import { buildApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { StartupError } from './core.js';
+import { applyMemoryProfile } from './lib/memory-profile.js';
 
 /**
  * `npm start`: loads the configuration once, builds the app and serves until SIGTERM/SIGINT, then
@@ -19,6 +17,14 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  // Before the server's modules load (hence the dynamic imports): V8 flags shape the code
+  // compiled after them.
+  const serving = applyMemoryProfile(config.memoryProfile);
+  const [{ default: closeWithGrace }, { buildApp }, { StartupError }] = await Promise.all([
+    import('close-with-grace'),
+    import('./app.js'),
+    import('./core.js'),
+  ]);
   let app;
   let authenticator;
   try {
@@ -36,7 +42,8 @@ async function main(): Promise<void> {
     await app.close();
   });
   await app.listen({ port: config.port, host: config.host });
-  app.log.info({ dataDir: config.dataDir, storage: config.storage.backend }, 'sluice is ready');
+  serving();
+  app.log.info({ dataDir: config.dataDir, storage: config.storage.backend, memoryProfile: config.memoryProfile }, 'sluice is ready');
   if (authenticator.anonymous) {
     const loopback = /^(127\.|::1$|localhost$)/.test(config.host);
     app.log.warn(

@@ -25,6 +25,8 @@ export interface WriteOptions {
   max: number;
   /** Called whenever bytes arrive (keeps the writer from being taken over as stale). */
   touch: () => void;
+  /** Told how many bytes each piece had, once it is written and dropped (see GcPacer). */
+  received?: (bytes: number) => void;
   /** More hashes to feed with the same bytes (a client checksum, a running whole-file hash). */
   also?: Hash[];
   /**
@@ -76,6 +78,7 @@ export async function writeBody(fh: FileHandle | null, stream: Readable, opts: W
           unflushed += buf.length;
         }
         bytes += buf.length;
+        opts.received?.(buf.length);
       }
       if (opts.checkpoint && fh && bytes - segmentStart >= opts.checkpoint.every) {
         const segment = { offset: opts.offset + segmentStart, length: bytes - segmentStart, sha256: hash.digest('hex') };

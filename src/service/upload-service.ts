@@ -6,6 +6,7 @@ import type { Chunk, Ledger, NewUpload, StoredLocation, Upload } from '../ledger
 import type { Download, FileStore } from '../storage/file-store.js';
 import type { StagingArea } from '../storage/staging-area.js';
 import { chunkSpan, spanForRange, totalChunks, type Span } from './chunk-grid.js';
+import { createGcPacer, type GcPacer } from '../lib/gc-pacer.js';
 import { InFlight } from './in-flight.js';
 import { Publisher } from './publisher.js';
 import { RunningDigests } from './running-digest.js';
@@ -59,6 +60,7 @@ export class UploadService {
   private readonly publisher: Publisher;
   private readonly digests: RunningDigests;
   private readonly emit: EventSink;
+  private readonly gcPacer: GcPacer;
 
   constructor(deps: ServiceDeps) {
     this.config = deps.config;
@@ -70,6 +72,7 @@ export class UploadService {
     this.inFlight = new InFlight(deps.config.takeoverAfterMs, this.now);
     const typePolicy = deps.config.allowedTypes ? new TypePolicy(deps.config.allowedTypes) : undefined;
     this.emit = deps.events ?? (() => {});
+    this.gcPacer = createGcPacer(deps.config.gcEveryBytes);
     this.digests = new RunningDigests({
       pathOf: (id) => this.staging.pathOf(id),
       recordedUntil: (id, from) => this.recordedUntil(id, from),
@@ -246,7 +249,7 @@ export class UploadService {
       const fed = existing ? undefined : this.digests.feed(id, span.offset);
       let written;
       try {
-        written = await writeBody(fh, body.stream, { offset: span.offset, max: span.length, touch: writer.touch, ...(fed && { also: [fed] }) });
+        written = await writeBody(fh, body.stream, { offset: span.offset, max: span.length, touch: writer.touch, received: this.gcPacer, ...(fed && { also: [fed] }) });
       } finally {
         await fh?.close();
       }
@@ -466,6 +469,7 @@ export class UploadService {
           offset: req.offset,
           max: room,
           touch: writer.touch,
+          received: this.gcPacer,
           also: [...(fed ? [fed] : []), ...checks.values()],
           // A checksummed body is all or nothing; any other long body is made durable as it goes.
           ...(!req.checksum && {

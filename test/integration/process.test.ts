@@ -1,5 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import t from 'tap';
 import { MAIN, spawnServer } from '../helpers/process.js';
 import { createUpload, http, rawRequest, sha256, sleep, tmpDir } from '../helpers/server.js';
@@ -131,4 +133,31 @@ t.test('SIGTERM under load: every in-flight request finishes or is cleanly refus
   }
   server.child.kill('SIGTERM');
   await server.exited;
+});
+
+t.test('both memory profiles serve uploads; under the default (small) one, JWKS fetching (WebAssembly) still works', async (t) => {
+  // The small profile turns V8 tiers off at run time. --lite-mode would have been smaller still,
+  // but it implies --jitless and the process aborts when undici compiles its WebAssembly parser.
+  const { publicKey, privateKey } = await generateKeyPair('RS256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256' };
+  const jwks = createServer((_req, res) => res.setHeader('content-type', 'application/json').end(JSON.stringify({ keys: [jwk] })));
+  await new Promise<void>((r) => jwks.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise((r) => jwks.close(r)));
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('erin').setExpirationTime('5m').sign(privateKey);
+  const headers = { authorization: `Bearer ${token}` };
+  for (const profile of [undefined, 'fast'] as const) {
+    const env: Record<string, string> = { DATA_DIR: await tmpDir(t), JWT_JWKS_URL: `http://127.0.0.1:${(jwks.address() as { port: number }).port}/jwks` };
+    if (profile) env.MEMORY_PROFILE = profile;
+    const server = await spawnServer(env, t);
+    const data = randomBytes(5 * 1024 * 1024);
+    const up = await http('POST', `${server.url}/v1/uploads`, { headers, json: { file_name: 'a', size: data.length, chunk_size: data.length, sha256: sha256(data) } });
+    t.equal(up.status, 201, 'authenticated through the fetched key set');
+    const put = await http('PUT', `${server.url}/v1/uploads/${up.body.id}/chunks/0`, { headers: { ...headers, 'content-type': 'application/octet-stream' }, body: data });
+    t.equal(put.status, 200);
+    const fin = await http('POST', `${server.url}/v1/uploads/${up.body.id}/finish`, { headers, json: {} });
+    t.same([fin.status, fin.body.sha256], [200, sha256(data)]);
+    t.match(server.output(), new RegExp(`"memoryProfile":"${profile ?? 'small'}".*sluice is ready`), `${profile ?? 'default'}: profile in the ready line`);
+    server.child.kill('SIGTERM');
+    t.same(await server.exited, { code: 0, signal: null }, 'exits cleanly (no V8 abort)');
+  }
 });
