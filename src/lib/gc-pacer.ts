@@ -29,8 +29,7 @@ let cached: (() => void) | undefined;
 /** A scavenge on demand: V8's `gc` extension, enabled at run time (no command-line flag needed). */
 function minorGc(): (() => void) | undefined {
   if (cached) return cached;
-  const existing = (globalThis as { gc?: (opts?: object) => void }).gc;
-  let gc = existing;
+  let gc = (globalThis as { gc?: (opts?: object) => void }).gc;
   if (!gc) {
     v8.setFlagsFromString('--expose-gc');
     // The extension is installed into contexts created after the flag, not the current one.

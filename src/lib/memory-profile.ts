@@ -9,10 +9,10 @@ import type { MemoryProfile } from '../config.js';
  *
  * `small` sizes heaps and collections for footprint (`--optimize-for-size`) and keeps TurboFan
  * off during start-up, then turns it back on: from then on only the request path gets hot enough
- * to be optimised. Measured on the bench machine (BENCHMARKS.md): idle RSS ~94 -> ~78 MiB, the
- * peak of a 1 GiB upload ~110 -> ~85 MiB, with 64 KiB-chunk and large-body throughput close to
- * `fast` (Node's defaults). TurboFan off for good saved 3 MiB more idle but cost a third more
- * CPU per request.
+ * to be optimised. Measured on the bench machine (BENCHMARKS.md), against `fast` (Node's
+ * defaults): idle RSS 94 -> 74-79 MiB, the peak of a 1 GiB upload 109-118 -> 82-93 MiB, large
+ * bodies as fast, 64 KiB chunks ~15 % fewer per second. TurboFan off for good saved 3 MiB more
+ * idle but cost a third more CPU per request.
  *
  * Not `--lite-mode`: in Node 20 it implies `--jitless`, and a process that then compiles
  * WebAssembly aborts - undici's HTTP parser (fetch, used for JWT_JWKS_URL) is WebAssembly.

@@ -25,7 +25,7 @@ export interface WriteOptions {
   max: number;
   /** Called whenever bytes arrive (keeps the writer from being taken over as stale). */
   touch: () => void;
-  /** Told how many bytes each piece had, once it is written and dropped (see GcPacer). */
+  /** Told the size of each piece once it is written; the GcPacer behind it frees earlier pieces. */
   received?: (bytes: number) => void;
   /** More hashes to feed with the same bytes (a client checksum, a running whole-file hash). */
   also?: Hash[];
