@@ -248,15 +248,20 @@ t.test('concatenation: partials are never published alone; the final is their by
   t.equal((await create({ 'upload-concat': `final;${a.url}`, 'upload-length': '5' })).res.status, 400, 'a final takes no Upload-Length');
 });
 
+/** A PATCH from offset 0 announcing all of `data` that has sent only its first `sent` bytes so far. */
+async function halfSentPatch(base: string, id: string, data: Buffer, sent: number) {
+  const req = rawRequest(base, `PATCH /files/${id} HTTP/1.1\nHost: ${new URL(base).host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: 0\nContent-Length: ${data.length}\n`);
+  await req.start();
+  await req.send(data.subarray(0, sent));
+  await sleep(150);
+  return req;
+}
+
 t.test('an interrupted PATCH keeps the bytes that arrived; the client resumes from HEAD', async (t) => {
   const { s, create, patch, head } = await server(t);
   const data = randomBytes(200 * 1024);
   const { url, id } = await create({ 'upload-length': String(data.length) });
-  const host = new URL(s.url).host;
-  const req = rawRequest(s.url, `PATCH /files/${id} HTTP/1.1\nHost: ${host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: 0\nContent-Length: ${data.length}\n`);
-  await req.start();
-  await req.send(data.subarray(0, 80 * 1024));
-  await sleep(150);
+  const req = await halfSentPatch(s.url, id, data, 80 * 1024);
   req.socket.destroy();
   await sleep(150);
   const offset = Number((await head(url)).headers['upload-offset']);
@@ -269,11 +274,7 @@ t.test('a new PATCH takes over from one stuck on a dead connection', async (t) =
   const { s, create, patch, head } = await server(t, { CHUNK_TAKEOVER_AFTER: '1h' });
   const data = randomBytes(100 * 1024);
   const { url, id } = await create({ 'upload-length': String(data.length) });
-  const host = new URL(s.url).host;
-  const stuck = rawRequest(s.url, `PATCH /files/${id} HTTP/1.1\nHost: ${host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: 0\nContent-Length: ${data.length}\n`);
-  await stuck.start();
-  await stuck.send(data.subarray(0, 30 * 1024));
-  await sleep(150);
+  const stuck = await halfSentPatch(s.url, id, data, 30 * 1024);
   // The client thinks the connection died, asks where the upload is, and sends again.
   const first = await patch(url, Number((await head(url)).headers['upload-offset']), data);
   t.equal(first.status, 409, 'the old request recorded its bytes when it was ended, so offset 0 is stale');
