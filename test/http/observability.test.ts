@@ -34,6 +34,13 @@ t.test('OpenAPI 3 document from the route schemas, and a docs page; both without
   const docs = await fetch(`${s.url}/docs/`);
   t.equal(docs.status, 200);
   t.match(await docs.text(), /swagger/i);
+  // The documents are built on first use by a private server that every docs request is handed to.
+  t.equal((await fetch(`${s.url}/docs/`, { method: 'HEAD' })).status, 200, 'HEAD /docs/');
+  const css = await fetch(`${s.url}/docs/static/swagger-ui.css`);
+  t.equal(css.status, 200);
+  t.match(css.headers.get('content-type'), /^text\/css/);
+  t.ok((await css.arrayBuffer()).byteLength > 10_000, 'swagger-ui\'s own files are served');
+  t.same((await http('GET', `${s.url}/openapi.json`)).body, doc, 'the same document every time');
   t.equal((await http('GET', `${s.url}/v1/uploads`)).status, 401, 'the API itself still needs a token');
 });
 

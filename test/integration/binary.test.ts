@@ -43,6 +43,9 @@ t.test('the single executable, alone in an empty directory with an empty environ
   });
   t.equal((await http('GET', `${url}/healthz`)).status, 200);
   t.equal((await http('GET', `${url}/`)).status, 200, 'the uploader page is inside the binary');
+  const openapi = await http('GET', `${url}/openapi.json`);
+  t.equal(openapi.status, 200);
+  t.ok(openapi.body.paths?.['/v1/uploads/{id}/chunks/{index}']?.put, 'the OpenAPI document, built on first use inside the binary');
 
   const src = await randomFile(await tmpDir(t), 3 * 1024 * 1024 + 7, 'native.bin');
   const up = await run(binary, ['--json', '--server', url, 'upload', src.file, '--chunk-size', '1MiB'], { cwd: dir, env: { HOME: dir } });
