@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The sluice package's root directory (where package.json and web/ are), found by walking up from
- * this module: it sits under src/ when run from source and under dist/src/ when built. Undefined
+ * this module: it sits under src/ when run from source and under dist/server/ when built. Undefined
  * when there is none (the single executable, which carries those files as assets).
  */
 export const packageRoot: string | undefined = (() => {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** The built `npm start` entry point (npm test builds it first). */
-export const MAIN = path.join(ROOT, 'dist/src/main.js');
+export const MAIN = path.join(ROOT, 'dist/server/main.js');
 
 export interface ServerProcess {
   child: ChildProcess;

@@ -129,11 +129,11 @@ t.test('npm run cleanup expires due uploads once (and --dry-run only lists them)
   await s.close();
   await sleep(300);
   const env = { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'silent' };
-  const dry = await run(process.execPath, ['dist/src/cleanup.js', '--dry-run'], { env });
+  const dry = await run(process.execPath, ['dist/server/cleanup.js', '--dry-run'], { env });
   t.match(dry.stdout, new RegExp(`would expire ${due.id}`));
   t.match(dry.stdout, /1 upload\(s\) would be expired/);
   await fs.access(path.join(dataDir, 'staging', due.id));
-  const real = await run(process.execPath, ['dist/src/cleanup.js'], { env });
+  const real = await run(process.execPath, ['dist/server/cleanup.js'], { env });
   t.match(real.stdout, /1 upload\(s\) expired/);
   await t.rejects(fs.access(path.join(dataDir, 'staging', due.id)), 'staging removed');
 });

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { http, randomFile, sleep, startServer, tmpDir } from '../helpers/server.js';
 
-const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/src/bin/sluice.js');
+const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/server/sluice.js');
 
 function sluice(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
