@@ -18,7 +18,10 @@ import type { MemoryProfile } from '../config.js';
  * WebAssembly aborts - undici's HTTP parser (fetch, used for JWT_JWKS_URL) is WebAssembly.
  */
 const FLAGS: Record<MemoryProfile, { startup: string[]; serving: string[] }> = {
-  small: { startup: ['--optimize-for-size', '--no-turbofan', '--no-maglev'], serving: ['--turbofan'] },
+  small: {
+    startup: ['--optimize-for-size', '--no-turbofan', '--no-maglev'],
+    serving: ['--turbofan', '--bytecode-old-age=1', '--flush-baseline-code'],
+  },
   fast: { startup: [], serving: [] },
 };
 
