@@ -49,6 +49,9 @@ const QUICK = values.quick === true;
 const ROUNDS = Number(values.rounds ?? (QUICK ? 1 : 3));
 const SIZE = parseBytes(values.size ?? (QUICK ? '64MiB' : '1GiB')) as number;
 const SMALL_REQUESTS = Number(values.small ?? (QUICK ? 256 : 4096));
+// V8 trims its heap once a process has been quiet for a few seconds (the memory reducer starts
+// 8 s after the last burst of allocation), so idle memory is read after that.
+const SETTLE_MS = QUICK ? 1_000 : 15_000;
 if (!(SIZE >= CHUNK && SIZE % CHUNK === 0)) throw new Error(`--size must be a multiple of ${CHUNK / MiB} MiB`);
 if (!(SMALL_REQUESTS >= STREAMS && SMALL_REQUESTS % STREAMS === 0)) throw new Error(`--small must be a multiple of ${STREAMS}`);
 
@@ -62,7 +65,10 @@ interface Target {
   url: string;
   child: ChildProcess;
   dir: string;
+  /** VmRSS half a second after the server first answered. */
   idleRss: number;
+  /** VmRSS once every server has sat idle for SETTLE_MS: what an idle server holds for good. */
+  settledRss?: number;
 }
 
 async function freePort(): Promise<number> {
@@ -457,7 +463,9 @@ function report(results: Result[], targets: Target[]): string[] {
   const dd = summarize(results, 'dd', 'dd', 'MB/s');
   if (dd) lines.push(`| dd bs=1M conv=fdatasync (the disk) | dd | ${fmt(dd.rate)} MB/s (${fmt(dd.min)}-${fmt(dd.max)}) | | | |`);
   lines.push('');
-  lines.push(`Idle RSS after start-up: ${targets.map((t) => `${t.name} ${(t.idleRss / MiB).toFixed(0)} MiB`).join(', ')}.`);
+  const idle = (rss: (t: Target) => number | undefined) =>
+    targets.map((t) => `${t.name} ${((rss(t) ?? Number.NaN) / MiB).toFixed(0)} MiB`).join(', ');
+  lines.push(`Idle RSS 0.5 s after start-up: ${idle((t) => t.idleRss)}; after ${SETTLE_MS / 1000} s idle: ${idle((t) => t.settledRss)}.`);
   return lines;
 }
 
@@ -493,6 +501,8 @@ async function main(): Promise<void> {
     console.log(`file ${SIZE / MiB} MiB, ${ROUNDS} round(s), ${SMALL_REQUESTS} small requests${QUICK ? ' (quick)' : ''}; preparing data...`);
     const data = await makeData(scratch);
     for (const name of ['sluice', 'tus-server', 'discard'] as const) targets.push(await startTarget(name, work));
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    for (const t of targets) t.settledRss = readStatus(t.child.pid as number, 'VmRSS');
     const byName = (n: ServerName) => targets.find((t) => t.name === n) as Target;
     const only = values.only?.split(',');
     const results: Result[] = [];
@@ -522,7 +532,7 @@ async function main(): Promise<void> {
     console.log('');
     console.log('Targets (ratios in this run):');
     for (const line of targetsMet(results)) console.log(line);
-    if (values.json) await fs.writeFile(values.json, JSON.stringify({ size: SIZE, rounds: ROUNDS, quick: QUICK, results, idle: targets.map((t) => ({ name: t.name, rss: t.idleRss })) }, null, 2));
+    if (values.json) await fs.writeFile(values.json, JSON.stringify({ size: SIZE, rounds: ROUNDS, quick: QUICK, results, idle: targets.map((t) => ({ name: t.name, rss: t.idleRss, settledRss: t.settledRss })) }, null, 2));
   } finally {
     for (const t of targets) await stopTarget(t).catch(() => {});
     await fs.rm(scratch, { recursive: true, force: true });
