@@ -53,10 +53,10 @@ t.test('loadConfig: every bad value is reported at once', async (t) => {
 
 t.test('loadConfig: memory profile and GC pacing', async (t) => {
   const d = loadConfig({});
-  t.same([d.memoryProfile, d.gcEveryBytes], ['small', 2 * 1024 ** 2], 'small footprint and pacing by default');
+  t.same([d.memoryProfile, d.gcEveryBytes], ['small', 1024 ** 2], 'small footprint and pacing by default');
   const c = loadConfig({ MEMORY_PROFILE: 'fast', GC_EVERY: '0' });
   t.same([c.memoryProfile, c.gcEveryBytes], ['fast', 0]);
   t.equal(loadConfig({ GC_EVERY: '8MiB' }).gcEveryBytes, 8 * 1024 ** 2);
   const err = t.throws(() => loadConfig({ MEMORY_PROFILE: 'tiny', GC_EVERY: 'often' })) as ConfigError;
-  t.same(err.problems, ['MEMORY_PROFILE="tiny" is not small or fast', 'GC_EVERY="often" is not a byte size (e.g. 2MiB) or 0']);
+  t.same(err.problems, ['MEMORY_PROFILE="tiny" is not small or fast', 'GC_EVERY="often" is not a byte size (e.g. 1MiB) or 0']);
 });
