@@ -32,8 +32,8 @@ const OPENAPI = (version: string): FastifyDynamicSwaggerOptions['openapi'] => ({
  * page at `/docs`. Neither needs credentials.
  *
  * Both are built on first use, not at start-up: @fastify/swagger, swagger-ui and the YAML library
- * they bring cost an idle server about 6 MiB (measured, BENCHMARKS.md) for pages few requests
- * ever ask for. The routes are recorded as they are added (this plugin is registered before
+ * they bring cost an idle server about 2 MiB of RSS (64-65 -> 62.4 MiB, BENCHMARKS.md item 10) for
+ * pages few requests ever ask for. The routes are recorded as they are added (this plugin is registered before
  * them); the first request for the documents replays them, schemas only, into a private Fastify
  * instance that carries the two plugins, and every docs request is then handed to that instance.
  */
@@ -58,6 +58,8 @@ export const docs = fp(
     app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => (await docsServer()).swagger());
     // swagger-ui serves its files from its package directory, which a single executable lacks.
     if (inSea()) return;
+    // Handed over whole: the docs server answers on the raw socket (this app's onSend hooks, such
+    // as X-Request-ID, do not run for these pages).
     const forward = async (request: FastifyRequest, reply: FastifyReply) => {
       const inner = await docsServer();
       reply.hijack();
