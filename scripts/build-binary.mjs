@@ -7,6 +7,7 @@ import fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { build } from 'esbuild';
+import { NODE_BUNDLE } from './esbuild-node.mjs';
 
 const require = createRequire(import.meta.url);
 const out = 'dist/sea';
@@ -15,14 +16,8 @@ await fs.mkdir(out, { recursive: true });
 await build({
   entryPoints: ['src/bin/sluice.ts'],
   outfile: `${out}/sluice.cjs`,
-  bundle: true,
-  platform: 'node',
+  ...NODE_BUNDLE,
   format: 'cjs',
-  target: 'node20',
-  // Minified as the server bundle is (scripts/build-server.mjs): less source text held by V8.
-  minify: true,
-  legalComments: 'none',
-  logLevel: 'error',
 });
 
 const seaConfig = {

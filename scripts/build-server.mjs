@@ -9,21 +9,17 @@
 // restore names and lines for `node --enable-source-maps` when a stack trace needs reading.
 import { rm } from 'node:fs/promises';
 import { build } from 'esbuild';
+import { NODE_BUNDLE } from './esbuild-node.mjs';
 
 const outdir = 'dist/server';
 await rm(outdir, { recursive: true, force: true });
 await build({
   entryPoints: { main: 'src/main.ts', sluice: 'src/bin/sluice.ts', cleanup: 'src/cleanup.ts' },
   outdir,
-  bundle: true,
+  ...NODE_BUNDLE,
   splitting: true,
   format: 'esm',
-  platform: 'node',
-  target: 'node20',
-  minify: true,
   sourcemap: true,
-  legalComments: 'none',
-  logLevel: 'error',
   // Packages that find files next to their own code at run time stay in node_modules: the SQLite
   // addon (located by `bindings`), swagger (reads its package.json) and swagger-ui (serves its
   // static directory).
