@@ -19,9 +19,15 @@ export async function tmpDir(t: Tap, prefix = 'sluice-test-'): Promise<string> {
   return dir;
 }
 
-/** A validated config for tests: small limits so that tests stay quick, overridable by env names. */
+/**
+ * A validated config for tests: small limits so that tests stay quick, overridable by env names.
+ * Event-loop-delay shedding is off: an in-process test server shares its event loop with the test
+ * client and tap's coverage, two test files at a time on two cores, and a fresh-clone CI run once
+ * saw a whole test's requests refused as `overloaded` after such a stall. Overload answers are
+ * tested on purpose (recovery.test.ts, OVERLOAD_MAX_RSS).
+ */
 export function testConfig(dataDir: string, env: Record<string, string> = {}): Config {
-  return loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', MIN_CHUNK_SIZE: '1', DEFAULT_CHUNK_SIZE: '64KiB', ...env });
+  return loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent', MIN_CHUNK_SIZE: '1', DEFAULT_CHUNK_SIZE: '64KiB', OVERLOAD_EVENT_LOOP_DELAY: '0', ...env });
 }
 
 export interface Running extends Sluice {
