@@ -159,6 +159,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   app.addHook('onClose', async () => {
     clearInterval(sweeper);
+    await core.service.close();
     db.close();
   });
 

@@ -1,7 +1,8 @@
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import type { BodyHasher } from './hash-worker.js';
 
 /** Bytes written since the last fdatasync after which another one starts in the background. */
 const BACKGROUND_FLUSH_BYTES = 4 * 1024 * 1024;
@@ -13,6 +14,8 @@ export interface WrittenBody {
   segmentStart: number;
   /** SHA-256 of the last segment's bytes, hex (of all bytes without checkpoints). */
   sha256: string;
+  /** The hasher's other digests (a client's checksum algorithms), of all bytes. */
+  checks: Map<string, Buffer>;
   /** Set when the body did not end normally (client gone, evicted, over `max`); `bytes` still counts. */
   error?: unknown;
   /** True when the body had more than `max` bytes (reading stopped there). */
@@ -27,25 +30,24 @@ export interface WriteOptions {
   touch: () => void;
   /** Told the size of each piece once it is written; the GcPacer behind it frees earlier pieces. */
   received?: (bytes: number) => void;
-  /** More hashes to feed with the same bytes (a client checksum, a running whole-file hash). */
-  also?: Hash[];
+  /** Hashes the bytes once written: SHA-256 per segment, plus any checksum algorithms it was given. */
+  hasher: BodyHasher;
   /**
    * Make long bodies durable as they go: after every `every` bytes, fdatasync and hand the segment
    * to `record`, so that a crash mid-body keeps what was already received. The fdatasync runs while
    * later bytes keep arriving; segments are recorded in order, each once its bytes are durable.
-   * `also` holds copies of the `also` hashes taken at the segment's end.
    */
-  checkpoint?: { every: number; record: (segment: { offset: number; length: number; sha256: string }, also: Hash[]) => void };
+  checkpoint?: { every: number; record: (segment: { offset: number; length: number; sha256: string }) => void };
 }
 
 /**
- * Streams a body into a file (or, with no file, only through the hashes) with positional writes, hashing as it goes, and fdatasyncs what was
+ * Streams a body into a file (or, with no file, only through the hasher) with positional writes, hashing as it goes, and fdatasyncs what was
  * written whatever happened: a body cut short still leaves durable bytes that the caller may
  * record. Never buffers more than one incoming piece. Reading stops (without destroying the
  * socket, so an answer can still be sent) once `max` is exceeded.
  */
 export async function writeBody(fh: FileHandle | null, stream: Readable, opts: WriteOptions): Promise<WrittenBody> {
-  let hash = createHash('sha256');
+  const { hasher } = opts;
   let bytes = 0;
   let segmentStart = 0;
   let error: unknown;
@@ -66,8 +68,6 @@ export async function writeBody(fh: FileHandle | null, stream: Readable, opts: W
         buf = buf.subarray(0, opts.max - bytes);
       }
       if (buf.length > 0) {
-        hash.update(buf);
-        for (const h of opts.also ?? []) h.update(buf);
         // Positional writes straight from the socket's buffers, synchronously: a 64 KiB write
         // into the page cache takes tens of microseconds, while the same write through the
         // thread pool (FileHandle.write) costs 5-10x the CPU in hand-offs (measured in
@@ -78,19 +78,21 @@ export async function writeBody(fh: FileHandle | null, stream: Readable, opts: W
           unflushed += buf.length;
         }
         bytes += buf.length;
+        // After the write: a hasher on another thread reads the bytes back from the file.
+        hasher.update(buf, opts.offset + bytes);
         opts.received?.(buf.length);
       }
       if (opts.checkpoint && fh && bytes - segmentStart >= opts.checkpoint.every) {
-        const segment = { offset: opts.offset + segmentStart, length: bytes - segmentStart, sha256: hash.digest('hex') };
-        const also = (opts.also ?? []).map((h) => h.copy());
+        const segment = { offset: opts.offset + segmentStart, length: bytes - segmentStart };
         const { record } = opts.checkpoint;
-        const synced = fh.datasync();
+        // Both start now and settle in any order; a failure is handled once, in order, below.
+        const ready = Promise.all([fh.datasync(), hasher.cut(opts.offset + bytes)]);
+        ready.catch(() => {});
         unflushed = 0;
         checkpoints = checkpoints
-          .then(() => synced)
-          .then(() => record(segment, also))
+          .then(() => ready)
+          .then(([, sha256]) => record({ ...segment, sha256 }))
           .catch((err: unknown) => void (error ??= err));
-        hash = createHash('sha256');
         segmentStart = bytes;
       } else if (fh && flushing === null && unflushed >= BACKGROUND_FLUSH_BYTES) {
         unflushed = 0;
@@ -107,8 +109,8 @@ export async function writeBody(fh: FileHandle | null, stream: Readable, opts: W
   await flushing;
   await checkpoints;
   // Durable before anyone records it: the ledger must never count bytes a crash could lose.
-  await fh?.datasync();
-  return { bytes, segmentStart, sha256: hash.digest('hex'), overflow, ...(error !== undefined && { error }) };
+  const [, digests] = await Promise.all([fh?.datasync(), hasher.end(opts.offset + bytes)]);
+  return { bytes, segmentStart, sha256: digests.sha256, checks: digests.checks, overflow, ...(error !== undefined && { error }) };
 }
 
 /** SHA-256 of everything a stream yields. */

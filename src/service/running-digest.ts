@@ -1,5 +1,4 @@
-import { createHash, type Hash } from 'node:crypto';
-import fs from 'node:fs/promises';
+import type { HashWorker } from './hash-worker.js';
 
 export interface RunningDigestDeps {
   /** Path of an upload's staging file. */
@@ -8,32 +7,30 @@ export interface RunningDigestDeps {
   recordedUntil(id: string, from: number): number;
   /** Background catch-up failed (a read error): the digest is then computed at finish. */
   onError(id: string, err: unknown): void;
+  /** The thread that holds the digests and reads the bytes. */
+  hasher: HashWorker;
 }
 
 interface Entry {
-  hash: Hash;
-  /** The hash covers bytes [0, upTo). */
+  /** The digest covers bytes [0, upTo). */
   upTo: number;
-  /** Bumped whenever the hash is replaced, so a read in flight knows its bytes are stale. */
-  generation: number;
-  /** The catch-up read running for this upload, if any. */
+  /** The catch-up running for this upload, if any. */
   job: Promise<void> | null;
 }
 
-const READ_SIZE = 1024 * 1024;
-/** Background catch-ups at once: each holds one read buffer and one core's worth of hashing. */
+/** Bytes read per request to the hashing thread, so that chunks' own hashing is never held up long. */
+const STEP = 16 * 1024 * 1024;
+/** Catch-ups at once; the hashing thread takes their requests in turn. */
 const BACKGROUND_JOBS = 2;
 
 /**
  * The whole-file SHA-256 of every upload, kept up to date while the upload is running, so that
- * finishing needs no read of the file when its bytes arrived in order, and only a read of what
- * arrived out of order otherwise.
+ * finishing needs no read of the file (beyond the last chunk or so, already in the page cache).
  *
- * Bytes that continue the digest are fed to it as they are written (the caller asks `feed` for
- * a hash to pass along with the chunk's own). Bytes recorded ahead of the digest (parallel chunks,
- * a restart that lost the hash) are read back from the staging file in 1 MiB pieces in the
- * background, interleaved with other work, as soon as they join the contiguous recorded prefix.
- * Memory only: after a restart the first recorded chunk starts a catch-up from byte 0.
+ * As soon as recorded bytes extend the contiguous prefix the digest covers - a chunk in order,
+ * parallel or out-of-order chunks filling a gap, the first chunk after a restart - the hashing
+ * thread reads them back from the staging file and continues the digest, off the main thread.
+ * Memory only: after a restart (of the process or of the hashing thread) it starts again at 0.
  */
 export class RunningDigests {
   private readonly entries = new Map<string, Entry>();
@@ -42,50 +39,27 @@ export class RunningDigests {
 
   constructor(private readonly deps: RunningDigestDeps) {}
 
-  /**
-   * A hash to feed with the bytes about to be written at `offset`, when they continue the digest;
-   * hand it back to `recorded` once those bytes are recorded.
-   */
-  feed(id: string, offset: number): Hash | undefined {
-    const e = this.entries.get(id);
-    if (e) return e.upTo === offset ? e.hash.copy() : undefined;
-    return offset === 0 ? createHash('sha256') : undefined;
-  }
-
-  /**
-   * Bytes [offset, offset + length) are recorded. `fed` (from `feed`, fed with exactly those
-   * bytes) advances the digest; otherwise a catch-up reads them once the prefix reaches them.
-   */
-  recorded(id: string, offset: number, length: number, fed?: Hash): void {
-    let e = this.entries.get(id);
-    if (fed && (e ? e.upTo === offset : offset === 0)) {
-      if (!e) {
-        e = { hash: fed, upTo: 0, generation: 0, job: null };
-        this.entries.set(id, e);
-      }
-      e.hash = fed;
-      e.upTo = offset + length;
-      e.generation++;
-    } else if (!e) {
-      e = { hash: createHash('sha256'), upTo: 0, generation: 0, job: null };
-      this.entries.set(id, e);
-    }
+  /** Bytes of upload `id` were recorded: hash them once they join the contiguous prefix. */
+  recorded(id: string): void {
+    const e = this.entry(id);
     if (this.deps.recordedUntil(id, e.upTo) > e.upTo) this.schedule(id);
   }
 
   /**
-   * The digest of bytes [0, size), reading whatever the running hash does not cover yet;
-   * undefined when the recorded bytes do not reach `size`.
+   * The digest of bytes [0, size), reading whatever it does not cover yet; undefined when the
+   * recorded bytes do not reach `size`.
    */
   async digest(id: string, size: number): Promise<string | undefined> {
-    let e = this.entries.get(id);
-    if (!e) {
-      e = { hash: createHash('sha256'), upTo: 0, generation: 0, job: null };
-      this.entries.set(id, e);
+    const e = this.entry(id);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      while (e.job) await e.job;
+      if (e.upTo < size) await this.run(id, e);
+      if (e.upTo !== size) return undefined;
+      const d = await this.deps.hasher.digest(id);
+      if (d.upTo === size && d.sha256 !== undefined) return d.sha256;
+      e.upTo = 0; // the hashing thread was restarted since: hash again from the start
     }
-    while (e.job) await e.job;
-    if (e.upTo < size) await this.run(id, e);
-    return e.upTo === size ? e.hash.copy().digest('hex') : undefined;
+    return undefined;
   }
 
   /** Covered bytes, for status and tests. */
@@ -96,6 +70,13 @@ export class RunningDigests {
   forget(id: string): void {
     this.entries.delete(id);
     this.queued.delete(id);
+    this.deps.hasher.forget(id);
+  }
+
+  private entry(id: string): Entry {
+    let e = this.entries.get(id);
+    if (!e) this.entries.set(id, (e = { upTo: 0, job: null }));
+    return e;
   }
 
   private schedule(id: string): void {
@@ -116,32 +97,21 @@ export class RunningDigests {
     });
   }
 
-  /** Reads and hashes the recorded bytes after `upTo` until the contiguous prefix ends. */
+  /** Has the hashing thread read and hash the recorded bytes after `upTo` until the contiguous prefix ends. */
   private run(id: string, e: Entry): Promise<void> {
     const job = (async () => {
-      let fh: fs.FileHandle | undefined;
-      // Sized to what is to be read (a small chunk needs a small buffer), at most 1 MiB.
-      let buf: Buffer | undefined;
       try {
         for (;;) {
           if (this.entries.get(id) !== e) return; // forgotten meanwhile
           const end = this.deps.recordedUntil(id, e.upTo);
           if (end <= e.upTo) return;
-          fh ??= await fs.open(this.deps.pathOf(id), 'r');
-          buf ??= Buffer.allocUnsafe(Math.min(READ_SIZE, end - e.upTo));
-          const generation = e.generation;
-          const at = e.upTo;
-          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - at), at);
-          if (bytesRead === 0) throw new Error(`staging file of ${id} ends at ${at}, before its recorded bytes`);
-          // The hash moved on while reading (bytes fed as they arrived were adopted): read again.
-          if (e.generation !== generation || e.upTo !== at) continue;
-          e.hash.update(buf.subarray(0, bytesRead));
-          e.upTo += bytesRead;
+          const to = Math.min(end, e.upTo + STEP);
+          if (await this.deps.hasher.extend(id, this.deps.pathOf(id), e.upTo, to)) e.upTo = to;
+          else e.upTo = 0; // the hashing thread was restarted and lost the digest
         }
       } catch (err) {
+        e.upTo = 0;
         this.deps.onError(id, err);
-      } finally {
-        await fh?.close();
       }
     })();
     e.job = job.finally(() => {

@@ -1,4 +1,4 @@
-import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../config.js';
 import { SluiceError } from '../errors.js';
@@ -10,6 +10,7 @@ import { chunkSpan, spanForRange, totalChunks, type Span } from './chunk-grid.js
 import { InFlight } from './in-flight.js';
 import { Publisher } from './publisher.js';
 import { RunningDigests } from './running-digest.js';
+import { HashWorker, inlineHasher } from './hash-worker.js';
 import { reconcile } from './reconcile.js';
 import type {
   AppendRequest,
@@ -59,6 +60,7 @@ export class UploadService {
   private readonly statfs: StatFs;
   private readonly publisher: Publisher;
   private readonly digests: RunningDigests;
+  private readonly hasher: HashWorker;
   private readonly emit: EventSink;
   private readonly gcPacer: GcPacer;
 
@@ -73,7 +75,9 @@ export class UploadService {
     const typePolicy = deps.config.allowedTypes ? new TypePolicy(deps.config.allowedTypes) : undefined;
     this.emit = deps.events ?? (() => {});
     this.gcPacer = createGcPacer(deps.config.gcEveryBytes);
+    this.hasher = new HashWorker();
     this.digests = new RunningDigests({
+      hasher: this.hasher,
       pathOf: (id) => this.staging.pathOf(id),
       recordedUntil: (id, from) => this.recordedUntil(id, from),
       onError: (id, err) => this.log.warn({ uploadId: id, err, event: 'digest_catch_up_failed' }, 'hashing received bytes failed; finishing reads them again'),
@@ -245,11 +249,10 @@ export class UploadService {
       }
       // A recorded chunk is only hashed (to tell a retry from a conflict), never rewritten.
       const fh = existing ? null : await this.staging.openForWrite(id);
-      // When this chunk continues the whole-file digest, feed it the same bytes on the way.
-      const fed = existing ? undefined : this.digests.feed(id, span.offset);
+      const hasher = fh ? this.hasher.job(this.staging.pathOf(id), span.offset) : inlineHasher();
       let written;
       try {
-        written = await writeBody(fh, body.stream, { offset: span.offset, max: span.length, touch: writer.touch, received: this.gcPacer, ...(fed && { also: [fed] }) });
+        written = await writeBody(fh, body.stream, { offset: span.offset, max: span.length, touch: writer.touch, received: this.gcPacer, hasher });
       } finally {
         await fh?.close();
       }
@@ -271,7 +274,7 @@ export class UploadService {
       const result = this.ledger.recordChunk(id, chunk);
       switch (result.kind) {
         case 'recorded':
-          this.digests.recorded(id, span.offset, span.length, fed);
+          this.digests.recorded(id);
           this.emit({ type: 'received', protocol: 'native', bytes: span.length, seconds: (this.now() - started) / 1000 });
           return { chunk, upload: result.upload, created: true };
         case 'duplicate':
@@ -457,11 +460,7 @@ export class UploadService {
       if (req.declaredLength !== undefined && req.declaredLength > room) {
         throw new SluiceError('upload_too_large', `the body (${req.declaredLength} bytes) runs past the end of the upload (${room} bytes left)`);
       }
-      const fed = this.digests.feed(id, req.offset);
-      const checks = new Map<string, Hash>();
-      if (req.checksum) {
-        for (const algorithm of 'trailer' in req.checksum ? TRAILER_ALGORITHMS : [req.checksum.algorithm]) checks.set(algorithm, createHash(algorithm));
-      }
+      const algorithms = req.checksum ? ('trailer' in req.checksum ? TRAILER_ALGORITHMS : [req.checksum.algorithm]) : [];
       const fh = await this.staging.openForWrite(id);
       let written;
       try {
@@ -470,13 +469,13 @@ export class UploadService {
           max: room,
           touch: writer.touch,
           received: this.gcPacer,
-          also: [...(fed ? [fed] : []), ...checks.values()],
+          hasher: this.hasher.job(this.staging.pathOf(id), req.offset, algorithms),
           // A checksummed body is all or nothing; any other long body is made durable as it goes.
           ...(!req.checksum && {
             checkpoint: {
               every: APPEND_CHECKPOINT_BYTES,
-              record: (segment, fedAt) => {
-                upload = this.recordAppended(upload, segment, started, fedAt[0]);
+              record: (segment) => {
+                upload = this.recordAppended(upload, segment, started);
               },
             },
           }),
@@ -488,7 +487,7 @@ export class UploadService {
         // tus checksum: "the uploaded chunk MUST be discarded, and the upload and its offset MUST NOT be updated"
         if (written.error !== undefined) throw written.error;
         const expected = 'trailer' in req.checksum ? req.checksum.trailer() : req.checksum;
-        const digest = checks.get(expected.algorithm)?.digest();
+        const digest = written.checks.get(expected.algorithm);
         if (!digest) throw new SluiceError('checksum_algorithm_unsupported', `checksum algorithm ${expected.algorithm} is not supported`);
         if (!digest.equals(expected.digest)) {
           throw new SluiceError('checksum_mismatch', `the body's ${expected.algorithm} is ${digest.toString('base64')}`);
@@ -496,7 +495,7 @@ export class UploadService {
       }
       if (written.bytes > written.segmentStart) {
         const extent = { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart, sha256: written.sha256 };
-        upload = this.recordAppended(upload, extent, started, fed);
+        upload = this.recordAppended(upload, extent, started);
       }
       if (written.error !== undefined) throw written.error;
       if (written.overflow) throw new SluiceError('upload_too_large', `the body runs past the end of the upload (${room} bytes left)`);
@@ -520,14 +519,13 @@ export class UploadService {
   }
 
   /**
-   * Records durable appended bytes as one extent; throws if the upload moved on or closed. `fed`
-   * is the whole-file hash fed with every byte up to the extent's end, if it was kept.
+   * Records durable appended bytes as one extent; throws if the upload moved on or closed.
    */
-  private recordAppended(upload: Upload, extent: { offset: number; length: number; sha256: string }, started: number, fed?: Hash): Upload {
+  private recordAppended(upload: Upload, extent: { offset: number; length: number; sha256: string }, started: number): Upload {
     const result = this.ledger.recordExtent(upload.id, extent, this.now());
     if (result.kind === 'offset_moved') throw new SluiceError('offset_mismatch', 'the upload moved on meanwhile', { offset: result.upload.bytesReceived });
     if (result.kind === 'not_writable') throw notWritable(result.upload ?? upload);
-    this.digests.recorded(upload.id, extent.offset, extent.length, fed);
+    this.digests.recorded(upload.id);
     this.emit({ type: 'received', protocol: 'tus', bytes: extent.length, seconds: (this.now() - started) / 1000 });
     return result.upload;
   }
@@ -630,6 +628,11 @@ export class UploadService {
     this.log.info({ uploadId: id, event: 'upload_expired' }, 'upload expired');
     this.emit({ type: 'expired' });
     return true;
+  }
+
+  /** Stops the hashing thread (on shutdown; requests still running then fail). */
+  close(): Promise<void> {
+    return this.hasher.close();
   }
 
   /** Expires every upload whose time is up; returns how many. Used by the sweeper and `npm run cleanup`. */

@@ -2,25 +2,25 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
+import { HashWorker } from '../../src/service/hash-worker.js';
 import { RunningDigests } from '../../src/service/running-digest.js';
 import { tmpDir, type TestContext } from '../helpers/server.js';
 
 const CHUNK = 300_000;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-/** A digest keeper over a real staging file whose recorded chunks the test controls. */
+/** A digest keeper over a real staging file and a real hashing thread; the test records the chunks. */
 async function setup(t: TestContext & { fail(msg: string): void }, chunks: number) {
   const dir = await tmpDir(t);
   const file = path.join(dir, 'staging');
   const data = randomBytes(CHUNK * chunks - 1234);
   await fs.writeFile(file, data);
   const recorded = new Set<number>();
-  let reads = 0;
+  const hasher = new HashWorker();
+  t.teardown(() => hasher.close());
   const digests = new RunningDigests({
-    pathOf: () => {
-      reads++;
-      return file;
-    },
+    hasher,
+    pathOf: () => file,
     recordedUntil: (_id, from) => {
       let i = Math.floor(from / CHUNK);
       while (recorded.has(i)) i++;
@@ -28,52 +28,79 @@ async function setup(t: TestContext & { fail(msg: string): void }, chunks: numbe
     },
     onError: (_id, err) => t.fail(String(err)),
   });
-  const part = (i: number) => data.subarray(i * CHUNK, (i + 1) * CHUNK);
-  /** Records chunk i, feeding it inline when the keeper hands out a hash for its offset. */
   const receive = (i: number) => {
-    const fed = digests.feed('u', i * CHUNK);
-    fed?.update(part(i));
     recorded.add(i);
-    digests.recorded('u', i * CHUNK, part(i).length, fed);
-    return fed !== undefined;
+    digests.recorded('u');
   };
-  return { data, digests, receive, reads: () => reads };
+  return { data, digests, receive, hasher, file };
 }
 
-t.test('chunks in order are hashed as they arrive: the digest needs no read of the file', async (t) => {
-  const { data, digests, receive, reads } = await setup(t, 5);
-  for (let i = 0; i < 5; i++) t.ok(receive(i), `chunk ${i} fed inline`);
-  t.equal(await digests.digest('u', data.length), sha(data));
-  t.equal(reads(), 0, 'the staging file was never opened');
-});
+/** Waits until the background catch-up has covered `bytes`. */
+async function covered(digests: RunningDigests, bytes: number): Promise<void> {
+  for (let i = 0; i < 500 && digests.coveredBytes('u') < bytes; i++) await new Promise((r) => setTimeout(r, 10));
+}
 
-t.test('chunks out of order are read back once they join the prefix; the digest is still exact', async (t) => {
-  const { data, digests, receive, reads } = await setup(t, 6);
-  t.notOk(receive(3), 'ahead of the digest: not fed');
-  t.notOk(receive(1));
-  t.ok(receive(0), 'chunk 0 starts the digest');
-  t.notOk(receive(5));
-  t.notOk(receive(2), 'fills the gap: 1-3 are read back in the background');
+t.test('chunks in order are hashed in the background as they are recorded', async (t) => {
+  const { data, digests, receive } = await setup(t, 5);
+  for (let i = 0; i < 4; i++) receive(i);
+  await covered(digests, 4 * CHUNK);
+  t.equal(digests.coveredBytes('u'), 4 * CHUNK, 'covered before anyone asked for the digest');
   receive(4);
   t.equal(await digests.digest('u', data.length), sha(data));
-  t.ok(reads() > 0, 'read what was not fed');
   t.equal(digests.coveredBytes('u'), data.length);
 });
 
-t.test('after a restart (no running hash) the first chunk starts a catch-up from byte 0', async (t) => {
-  const { data, digests, receive } = await setup(t, 4);
-  t.notOk(receive(2), 'no digest exists and the chunk is not at 0');
+t.test('chunks out of order are hashed once they join the prefix; the digest is still exact', async (t) => {
+  const { data, digests, receive } = await setup(t, 6);
+  receive(3);
+  receive(1);
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(digests.coveredBytes('u'), 0, 'nothing contiguous from byte 0 yet');
+  receive(0);
+  receive(5);
+  await covered(digests, 2 * CHUNK);
+  t.equal(digests.coveredBytes('u'), 2 * CHUNK, 'chunks 0-1, up to the gap');
+  receive(2);
+  receive(4);
+  t.equal(await digests.digest('u', data.length), sha(data));
+});
+
+t.test('a restarted hashing thread loses its digests: they are computed again from byte 0', async (t) => {
+  const { data, digests, receive, hasher } = await setup(t, 4);
   receive(0);
   receive(1);
+  await covered(digests, 2 * CHUNK);
+  await hasher.close();
+  receive(2);
   receive(3);
+  t.equal(await digests.digest('u', data.length), sha(data));
+  // Lost again after everything was covered: asking for the digest hashes it all again.
+  await hasher.close();
   t.equal(await digests.digest('u', data.length), sha(data));
 });
 
 t.test('a digest asked for before every byte is recorded is undefined; forget drops the state', async (t) => {
-  const { data, digests, receive } = await setup(t, 3);
+  const { data, digests, receive, hasher } = await setup(t, 3);
   receive(0);
   receive(2);
   t.equal(await digests.digest('u', data.length), undefined);
+  t.equal(digests.coveredBytes('u'), CHUNK);
   digests.forget('u');
   t.equal(digests.coveredBytes('u'), 0);
+  t.same(await hasher.digest('u'), { upTo: 0 }, 'the hashing thread dropped it too');
+});
+
+t.test('a staging file shorter than its recorded bytes is reported, and the digest is not trusted', async (t) => {
+  const { data, hasher, file } = await setup(t, 2);
+  await fs.truncate(file, CHUNK);
+  const errors: unknown[] = [];
+  const d = new RunningDigests({
+    hasher,
+    pathOf: () => file,
+    recordedUntil: () => data.length,
+    onError: (_id, err) => errors.push(err),
+  });
+  t.equal(await d.digest('u', data.length), undefined);
+  t.match(String(errors[0]), /ends at byte 300000/);
+  t.equal(d.coveredBytes('u'), 0);
 });

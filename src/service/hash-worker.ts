@@ -1,0 +1,179 @@
+import { createHash } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { hashWorkerMain, type FromHashWorker, type ToHashWorker } from './hash-worker-main.js';
+
+/** Hashing bodies' bytes: SHA-256 of each segment, and any other algorithms a client asked for. */
+export interface BodyDigests {
+  sha256: string;
+  checks: Map<string, Buffer>;
+}
+
+/**
+ * Hashes a body as it is written: told each piece once it is written (`update`), answers the
+ * segment's SHA-256 at a checkpoint (`cut`) and every digest at the end (`end`, always called).
+ */
+export interface BodyHasher {
+  /** `piece` was written and ends at byte `end` of the file. */
+  update(piece: Buffer, end: number): void;
+  cut(end: number): Promise<string>;
+  end(end: number): Promise<BodyDigests>;
+}
+
+/** The main thread tells the hashing thread about written bytes at most this often. */
+const POST_EVERY = 1024 * 1024;
+/** The hashing thread stops after this long with nothing to do (an idle server holds no thread). */
+const DEFAULT_IDLE_MS = 10_000;
+
+/**
+ * One hashing thread for the whole service, started on first use and stopped when idle. SHA-256
+ * costs about a CPU-second per GiB here (two digests per byte: the chunk's and the whole file's),
+ * more than writing the bytes; on the main thread it capped a verified upload at about 270 MB/s
+ * while the same server without hashing took 600 (BENCHMARKS.md item 12). On this thread it runs on
+ * the second core, reading back from the staging file what the main thread wrote.
+ */
+export class HashWorker {
+  private worker: Worker | null = null;
+  private nextReq = 1;
+  private nextJob = 1;
+  private readonly pending = new Map<number, { resolve: (m: FromHashWorker) => void; reject: (e: Error) => void }>();
+  private openJobs = 0;
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly idleMs = DEFAULT_IDLE_MS) {}
+
+  /** Starts hashing a body that is being written into `path` from byte `at`. */
+  job(path: string, at: number, algorithms: string[] = []): BodyHasher {
+    const job = this.nextJob++;
+    this.post({ t: 'open', job, path, at, algorithms });
+    this.openJobs++;
+    let posted = at;
+    let ended = false;
+    return {
+      update: (_piece, end) => {
+        if (end - posted < POST_EVERY) return;
+        posted = end;
+        this.post({ t: 'read', job, to: end });
+      },
+      cut: async (end) => {
+        posted = end;
+        return (await this.request({ t: 'cut', job, to: end, req: 0 })).sha256 as string;
+      },
+      end: async (end) => {
+        if (ended) throw new Error('hashing job already ended');
+        ended = true;
+        try {
+          const m = await this.request({ t: 'end', job, to: end, req: 0 });
+          return { sha256: m.sha256 as string, checks: new Map(Object.entries(m.checks ?? {}).map(([a, d]) => [a, Buffer.from(d)])) };
+        } finally {
+          this.openJobs--;
+          this.idle();
+        }
+      },
+    };
+  }
+
+  /**
+   * Continues the whole-file digest of `key` (covering [0, from)) with [from, to) of `path`.
+   * Returns false when the thread holds no such digest (it was restarted): start again at 0.
+   */
+  async extend(key: string, path: string, from: number, to: number): Promise<boolean> {
+    return (await this.request({ t: 'extend', key, path, from, to, req: 0 })).lost !== true;
+  }
+
+  /** The whole-file digest of `key` and the bytes it covers (0 and none when there is none). */
+  async digest(key: string): Promise<{ sha256?: string; upTo: number }> {
+    const m = await this.request({ t: 'digest', key, req: 0 });
+    return { upTo: m.upTo ?? 0, ...(m.sha256 !== undefined && { sha256: m.sha256 }) };
+  }
+
+  forget(key: string): void {
+    if (this.worker) this.post({ t: 'forget', key });
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.stop();
+    await w?.terminate();
+  }
+
+  /** Sends `msg` with a fresh request number (callers pass 0) and waits for its answer. */
+  private request(msg: Extract<ToHashWorker, { req: number }>): Promise<FromHashWorker> {
+    const req = this.nextReq++;
+    return new Promise<FromHashWorker>((resolve, reject) => {
+      this.pending.set(req, { resolve, reject });
+      // Waiting for an answer keeps the process alive; an idle thread does not.
+      this.thread().ref();
+      this.post({ ...msg, req } as typeof msg);
+    }).then((m) => {
+      if (m.error !== undefined) throw new Error(`hashing failed: ${m.error}`);
+      return m;
+    });
+  }
+
+  private post(msg: ToHashWorker): void {
+    this.thread().postMessage(msg);
+    this.idle();
+  }
+
+  private thread(): Worker {
+    if (this.worker) return this.worker;
+    // Modules are passed in: the worker's code is the text of one function (see hashWorkerMain).
+    // `__name` is defined because a TypeScript loader that keeps function names calls it.
+    const source = `const __name = (f) => f; (${hashWorkerMain.toString()})(require('node:worker_threads'), require('node:fs'), require('node:crypto'));`;
+    const worker = new Worker(source, { eval: true });
+    worker.unref();
+    worker.on('message', (m: FromHashWorker) => {
+      const p = this.pending.get(m.req);
+      if (!p) return;
+      this.pending.delete(m.req);
+      if (this.pending.size === 0) worker.unref();
+      p.resolve(m);
+    });
+    const gone = (err: Error) => {
+      if (this.worker !== worker) return;
+      this.worker = null;
+      for (const p of this.pending.values()) p.reject(err);
+      this.pending.clear();
+    };
+    worker.on('error', gone);
+    worker.on('exit', (code) => gone(new Error(`the hashing thread exited (${code})`)));
+    this.worker = worker;
+    return worker;
+  }
+
+  /** (Re)arms the idle stop: the thread ends once nothing is open or awaited for `idleMs`. */
+  private idle(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.pending.size === 0 && this.openJobs === 0) this.stop();
+    }, this.idleMs);
+    this.idleTimer.unref();
+  }
+
+  private stop(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    const w = this.worker;
+    this.worker = null;
+    void w?.terminate();
+  }
+}
+
+/** Hashes on the calling thread, for bodies that are not written anywhere (a retried chunk). */
+export function inlineHasher(algorithms: string[] = []): BodyHasher {
+  let sha256 = createHash('sha256');
+  const checks = new Map(algorithms.map((a) => [a, createHash(a)]));
+  return {
+    update: (piece) => {
+      sha256.update(piece);
+      for (const h of checks.values()) h.update(piece);
+    },
+    cut: async () => {
+      const d = sha256.digest('hex');
+      sha256 = createHash('sha256');
+      return d;
+    },
+    end: async () => ({ sha256: sha256.digest('hex'), checks: new Map([...checks].map(([a, h]) => [a, h.digest()])) }),
+  };
+}
