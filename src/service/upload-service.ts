@@ -204,12 +204,7 @@ export class UploadService {
    * upload that grows at its end, the end of the run of recorded chunks of a native one.
    */
   private recordedUntil(id: string, from: number): number {
-    const upload = this.ledger.getUpload(id);
-    if (!upload || upload.status !== 'uploading' && upload.status !== 'finishing') return 0;
-    if (upload.protocol !== 'native') return upload.bytesReceived;
-    let index = Math.floor(from / upload.chunkSize);
-    while (index < upload.totalChunks && this.ledger.getChunk(id, index)) index++;
-    return Math.min(index * upload.chunkSize, upload.size);
+    return this.ledger.recordedUntil(id, from);
   }
 
   /** Missing chunk indexes from `from` on, ascending, at most `limit` of them. */

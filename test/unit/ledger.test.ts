@@ -40,6 +40,22 @@ t.test('recordChunk: recorded, duplicate, conflict; counters move once', async (
   t.same(l.missingChunks('u1', 3, 0), [], 'limit');
 });
 
+t.test('recordChunk answers the upload as stored; recordedUntil follows the contiguous recorded chunks', async (t) => {
+  const { l } = await ledger(t);
+  t.equal(l.recordedUntil('u1', 0), 0, 'nothing recorded');
+  l.recordChunk('u1', chunk(1));
+  t.equal(l.recordedUntil('u1', 0), 0, 'chunk 0 is missing');
+  t.equal(l.recordedUntil('u1', 10), 20, 'from chunk 1: up to the gap at 2');
+  const r = l.recordChunk('u1', chunk(0));
+  t.same(r.kind === 'recorded' && r.upload, l.getUpload('u1'), 'the returned upload equals a fresh read');
+  t.equal(l.recordedUntil('u1', 0), 20);
+  l.recordChunk('u1', chunk(2));
+  t.equal(l.recordedUntil('u1', 10), 25, 'the last, short chunk ends at the size');
+  l.transition('u1', 'uploading', 'aborted', 3000);
+  t.equal(l.recordedUntil('u1', 0), 0, 'an upload that takes no bytes');
+  t.equal(l.recordedUntil('nope', 0), 0);
+});
+
 t.test('missingChunks pages through gaps without loading every row', async (t) => {
   const { l, db } = await ledger(t);
   db.prepare('UPDATE uploads SET total_chunks = 10000, size = 100000 WHERE id = ?').run('u1');
