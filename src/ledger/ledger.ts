@@ -147,6 +147,11 @@ function toUpload(row: UploadRow): Upload {
   };
 }
 
+/** The upload as bumpCounters leaves it (one more chunk of `length` bytes), without reading it again. */
+function bumped(upload: Upload, length: number, now: number): Upload {
+  return { ...upload, chunksReceived: upload.chunksReceived + 1, bytesReceived: upload.bytesReceived + length, updatedAt: now };
+}
+
 function toChunk(row: ChunkRow): Chunk {
   return { index: row.idx, offset: row.offset, length: row.length, sha256: row.sha256, receivedAt: row.received_at };
 }
@@ -185,7 +190,7 @@ export class Ledger {
     activeStats: Statement<[], { active: number; stagedBytes: number }>;
   };
 
-  // Created once: building a transaction function per call showed in per-chunk profiles.
+  // Created once rather than per call (it showed in per-chunk profiles; BENCHMARKS.md item 13).
   private readonly recordChunkTx: Transaction<(uploadId: string, chunk: Chunk) => RecordChunkResult>;
   private readonly recordExtentTx: Transaction<(uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number) => AppendResult>;
 
@@ -267,11 +272,7 @@ export class Ledger {
       }
       this.stmts.insertChunk.run({ uploadId, ...chunk });
       this.stmts.bumpCounters.run({ id: uploadId, length: chunk.length, now: chunk.receivedAt });
-      // What bumpCounters wrote, without reading the row again.
-      return {
-        kind: 'recorded',
-        upload: { ...upload, chunksReceived: upload.chunksReceived + 1, bytesReceived: upload.bytesReceived + chunk.length, updatedAt: chunk.receivedAt },
-      };
+      return { kind: 'recorded', upload: bumped(upload, chunk.length, chunk.receivedAt) };
     });
     this.recordExtentTx = db.transaction((uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number): AppendResult => {
       const upload = this.getUpload(uploadId);
@@ -279,7 +280,7 @@ export class Ledger {
       if (upload.bytesReceived !== extent.offset) return { kind: 'offset_moved', upload };
       this.stmts.insertExtent.run({ id: uploadId, length: extent.length, sha256: extent.sha256, now });
       this.stmts.bumpCounters.run({ id: uploadId, length: extent.length, now });
-      return { kind: 'recorded', upload: { ...upload, chunksReceived: upload.chunksReceived + 1, bytesReceived: upload.bytesReceived + extent.length, updatedAt: now } };
+      return { kind: 'recorded', upload: bumped(upload, extent.length, now) };
     });
   }
 

@@ -79,7 +79,7 @@ export class UploadService {
     this.digests = new RunningDigests({
       hasher: this.hasher,
       pathOf: (id) => this.staging.pathOf(id),
-      recordedUntil: (id, from) => this.recordedUntil(id, from),
+      recordedUntil: (id, from) => this.ledger.recordedUntil(id, from),
       onError: (id, err) => this.log.warn({ uploadId: id, err, event: 'digest_catch_up_failed' }, 'hashing received bytes failed; finishing reads them again'),
     });
     this.publisher = new Publisher({
@@ -197,14 +197,6 @@ export class UploadService {
       return this.get(owner, id);
     }
     return upload;
-  }
-
-  /**
-   * Where the recorded bytes starting at `from` stop being contiguous: the received length of an
-   * upload that grows at its end, the end of the run of recorded chunks of a native one.
-   */
-  private recordedUntil(id: string, from: number): number {
-    return this.ledger.recordedUntil(id, from);
   }
 
   /** Missing chunk indexes from `from` on, ascending, at most `limit` of them. */
