@@ -38,6 +38,7 @@ export class HashWorker {
   private readonly pending = new Map<number, { resolve: (m: FromHashWorker) => void; reject: (e: Error) => void }>();
   private openJobs = 0;
   private idleTimer: NodeJS.Timeout | null = null;
+  private closed = false;
 
   constructor(private readonly idleMs = DEFAULT_IDLE_MS) {}
 
@@ -90,9 +91,13 @@ export class HashWorker {
     if (this.worker) this.post({ t: 'forget', key });
   }
 
+  /** Stops the thread for good: what is awaited fails, and nothing starts it again. */
   async close(): Promise<void> {
+    this.closed = true;
     const w = this.worker;
     this.stop();
+    for (const p of this.pending.values()) p.reject(new Error('the hashing thread was closed'));
+    this.pending.clear();
     await w?.terminate();
   }
 
@@ -117,6 +122,7 @@ export class HashWorker {
 
   private thread(): Worker {
     if (this.worker) return this.worker;
+    if (this.closed) throw new Error('the hashing thread was closed');
     // Modules are passed in: the worker's code is the text of one function (see hashWorkerMain).
     // `__name` is defined because a TypeScript loader that keeps function names calls it.
     const source = `const __name = (f) => f; (${hashWorkerMain.toString()})(require('node:worker_threads'), require('node:fs'), require('node:crypto'));`;

@@ -64,6 +64,9 @@ t.test('whole-file digests continue across requests, start over at 0 and are los
   await new Promise((r) => setTimeout(r, 200));
   t.same(await w.digest('k'), { upTo: 0 });
   t.equal(await w.extend('k', file, 10, 20), false);
+  // Closed for good (shutdown): nothing starts the thread again.
+  await w.close();
+  await t.rejects(w.digest('k'), /closed/);
 });
 
 t.test('the inline hasher gives the same answers on the calling thread', async (t) => {

@@ -10,13 +10,13 @@ const CHUNK = 300_000;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** A digest keeper over a real staging file and a real hashing thread; the test records the chunks. */
-async function setup(t: TestContext & { fail(msg: string): void }, chunks: number) {
+async function setup(t: TestContext & { fail(msg: string): void }, chunks: number, idleMs?: number) {
   const dir = await tmpDir(t);
   const file = path.join(dir, 'staging');
   const data = randomBytes(CHUNK * chunks - 1234);
   await fs.writeFile(file, data);
   const recorded = new Set<number>();
-  const hasher = new HashWorker();
+  const hasher = new HashWorker(idleMs);
   t.teardown(() => hasher.close());
   const digests = new RunningDigests({
     hasher,
@@ -66,16 +66,17 @@ t.test('chunks out of order are hashed once they join the prefix; the digest is 
 });
 
 t.test('a restarted hashing thread loses its digests: they are computed again from byte 0', async (t) => {
-  const { data, digests, receive, hasher } = await setup(t, 4);
+  const { data, digests, receive } = await setup(t, 4, 50);
+  const idle = () => new Promise((r) => setTimeout(r, 200)); // the thread stops after 50 ms idle
   receive(0);
   receive(1);
   await covered(digests, 2 * CHUNK);
-  await hasher.close();
+  await idle();
   receive(2);
   receive(3);
   t.equal(await digests.digest('u', data.length), sha(data));
   // Lost again after everything was covered: asking for the digest hashes it all again.
-  await hasher.close();
+  await idle();
   t.equal(await digests.digest('u', data.length), sha(data));
 });
 
