@@ -42,6 +42,8 @@ export class RunningDigests {
   /** Bytes of upload `id` were recorded: hash them once they join the contiguous prefix. */
   recorded(id: string): void {
     const e = this.entry(id);
+    // A catch-up already running or queued reads the ledger again before it stops: no query here.
+    if (e.job || this.queued.has(id)) return;
     if (this.deps.recordedUntil(id, e.upTo) > e.upTo) this.schedule(id);
   }
 
