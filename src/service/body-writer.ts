@@ -78,7 +78,8 @@ export async function writeBody(fh: FileHandle | null, stream: Readable, opts: W
           unflushed += buf.length;
         }
         bytes += buf.length;
-        // After the write: a hasher on another thread reads the bytes back from the file.
+        // After the write: the hashing thread reads the bytes back from the file (a small body is
+        // hashed right here instead).
         hasher.update(buf, opts.offset + bytes);
         opts.received?.(buf.length);
       }

@@ -10,7 +10,7 @@ import { chunkSpan, spanForRange, totalChunks, type Span } from './chunk-grid.js
 import { InFlight } from './in-flight.js';
 import { Publisher } from './publisher.js';
 import { RunningDigests } from './running-digest.js';
-import { HashWorker, inlineHasher } from './hash-worker.js';
+import { HashWorker, inlineHasher, type BodyHasher } from './hash-worker.js';
 import { reconcile } from './reconcile.js';
 import type {
   AppendRequest,
@@ -235,13 +235,13 @@ export class UploadService {
         });
       }
       // A recorded chunk is only hashed (to tell a retry from a conflict), never rewritten.
-      const fh = existing ? null : await this.staging.openForWrite(id);
-      const hasher = fh ? this.hasher.job(this.staging.pathOf(id), span.offset) : inlineHasher();
+      const file = existing ? null : await this.staging.openForWrite(id);
+      const hasher = file ? this.hasherFor(id, span.offset, span.length) : inlineHasher();
       let written;
       try {
-        written = await writeBody(fh, body.stream, { offset: span.offset, max: span.length, touch: writer.touch, received: this.gcPacer, hasher });
+        written = await writeBody(file?.fh ?? null, body.stream, { offset: span.offset, max: span.length, touch: writer.touch, received: this.gcPacer, hasher });
       } finally {
-        await fh?.close();
+        file?.release();
       }
       // A chunk is all or nothing: a body cut short leaves nothing recorded.
       if (written.error !== undefined) throw written.error;
@@ -448,15 +448,15 @@ export class UploadService {
         throw new SluiceError('upload_too_large', `the body (${req.declaredLength} bytes) runs past the end of the upload (${room} bytes left)`);
       }
       const algorithms = req.checksum ? ('trailer' in req.checksum ? TRAILER_ALGORITHMS : [req.checksum.algorithm]) : [];
-      const fh = await this.staging.openForWrite(id);
+      const file = await this.staging.openForWrite(id);
       let written;
       try {
-        written = await writeBody(fh, req.stream, {
+        written = await writeBody(file.fh, req.stream, {
           offset: req.offset,
           max: room,
           touch: writer.touch,
           received: this.gcPacer,
-          hasher: this.hasher.job(this.staging.pathOf(id), req.offset, algorithms),
+          hasher: this.hasherFor(id, req.offset, req.declaredLength, algorithms),
           // A checksummed body is all or nothing; any other long body is made durable as it goes.
           ...(!req.checksum && {
             checkpoint: {
@@ -468,7 +468,7 @@ export class UploadService {
           }),
         });
       } finally {
-        await fh.close();
+        file.release();
       }
       if (req.checksum) {
         // tus checksum: "the uploaded chunk MUST be discarded, and the upload and its offset MUST NOT be updated"
@@ -618,7 +618,18 @@ export class UploadService {
   }
 
   /** Stops the hashing thread (on shutdown; requests still running then fail). */
+  /**
+   * The hasher for a body about to be written at `offset`: the hashing thread, except for a body
+   * known to be small, which is hashed here as it arrives - for 64 KiB the thread's messages cost
+   * the event loop more than hashing the bytes does (BENCHMARKS.md item 14).
+   */
+  private hasherFor(id: string, offset: number, length: number | undefined, algorithms: string[] = []): BodyHasher {
+    if (length !== undefined && length <= INLINE_HASH_MAX) return inlineHasher(algorithms);
+    return this.hasher.job(this.staging.pathOf(id), offset, algorithms);
+  }
+
   close(): Promise<void> {
+    this.staging.close();
     return this.hasher.close();
   }
 
@@ -671,6 +682,8 @@ export class UploadService {
 
 /** A long append is made durable and recorded every this many bytes (tus PATCH, IETF append). */
 const APPEND_CHECKPOINT_BYTES = 16 * 1024 * 1024;
+/** Bodies up to this size are hashed on the event loop instead of the hashing thread. */
+const INLINE_HASH_MAX = 128 * 1024;
 
 // C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings, overrides and isolates,
 // zero-width characters and the BOM, and path separators.

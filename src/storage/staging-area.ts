@@ -5,6 +5,24 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
 
+/** How long a staging file stays open after the last request writing it is done. */
+const HANDLE_IDLE_MS = 2000;
+/** Idle open staging files kept at most; beyond that a released handle closes at once. */
+const MAX_IDLE_HANDLES = 64;
+
+/** A staging file open for writing, shared; `release()` once done with it (more calls do nothing). */
+export interface StagingHandle {
+  fh: FileHandle;
+  release: () => void;
+}
+
+interface OpenHandle {
+  file: Promise<FileHandle>;
+  users: number;
+  idle: NodeJS.Timeout | null;
+  removed: boolean;
+}
+
 /**
  * The staging area: one preallocated file per upload under `DATA_DIR/staging/<id>`, written with
  * positional writes while chunks arrive and read once when the upload is finished. It is always on
@@ -13,9 +31,18 @@ import { createReadStream } from 'node:fs';
  */
 export class StagingArea {
   readonly dir: string;
+  private readonly handles = new Map<string, OpenHandle>();
+  private idleHandles = 0;
+  private closed = false;
 
-  constructor(dataDir: string) {
+  private readonly idleMs: number;
+  private readonly maxIdle: number;
+
+  /** `handles` tunes how long (and how many) released write handles stay open; tests shorten it. */
+  constructor(dataDir: string, handles: { idleMs?: number; maxIdle?: number } = {}) {
     this.dir = path.join(dataDir, 'staging');
+    this.idleMs = handles.idleMs ?? HANDLE_IDLE_MS;
+    this.maxIdle = handles.maxIdle ?? MAX_IDLE_HANDLES;
   }
 
   async init(): Promise<void> {
@@ -51,9 +78,62 @@ export class StagingArea {
     }
   }
 
-  /** Opens the staging file for positional writes; the caller closes the handle. */
-  openForWrite(id: string): Promise<FileHandle> {
-    return fs.open(this.pathOf(id), fsc.O_RDWR);
+  /**
+   * A handle on the staging file for positional writes; give it back with `release()`. Requests
+   * writing the same upload share one open file, and it stays open for a moment after the last of
+   * them, so that a client sending chunk after chunk does not pay an open and a close per chunk
+   * (with 64 KiB chunks that was a tenth of the request rate; BENCHMARKS.md item 14).
+   */
+  async openForWrite(id: string): Promise<StagingHandle> {
+    let entry = this.handles.get(id);
+    if (entry === undefined) {
+      entry = { file: fs.open(this.pathOf(id), fsc.O_RDWR), users: 0, idle: null, removed: false };
+      this.handles.set(id, entry);
+      const opening = entry;
+      // A file that cannot be opened is not kept: the next request tries again.
+      opening.file.catch(() => {
+        if (this.handles.get(id) === opening) this.handles.delete(id);
+      });
+    }
+    if (entry.idle) {
+      clearTimeout(entry.idle);
+      entry.idle = null;
+      this.idleHandles--;
+    }
+    entry.users++;
+    const held = entry;
+    let fh: FileHandle;
+    try {
+      fh = await held.file;
+    } catch (err) {
+      held.users--;
+      throw err;
+    }
+    let released = false;
+    return {
+      fh,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--held.users > 0) return;
+        if (held.removed || this.closed || this.idleHandles >= this.maxIdle) {
+          this.closeHandle(id, held);
+          return;
+        }
+        this.idleHandles++;
+        held.idle = setTimeout(() => {
+          held.idle = null;
+          this.idleHandles--;
+          this.closeHandle(id, held);
+        }, this.idleMs);
+        held.idle.unref();
+      },
+    };
+  }
+
+  private closeHandle(id: string, entry: OpenHandle): void {
+    if (this.handles.get(id) === entry) this.handles.delete(id);
+    entry.file.then((fh) => fh.close()).catch(() => {});
   }
 
   openForRead(id: string, range?: { start: number; end: number }): Readable {
@@ -69,9 +149,36 @@ export class StagingArea {
     }
   }
 
-  /** Removes the staging file; a file that is already gone is not an error. */
+  /**
+   * Removes the staging file; a file that is already gone is not an error. Its shared handle is
+   * closed now, or by the last request still holding it (whose writes go nowhere, as they would
+   * with a handle of its own).
+   */
   async remove(id: string): Promise<void> {
+    const entry = this.handles.get(id);
+    if (entry) {
+      this.handles.delete(id);
+      entry.removed = true;
+      if (entry.idle) {
+        clearTimeout(entry.idle);
+        entry.idle = null;
+        this.idleHandles--;
+      }
+      if (entry.users === 0) this.closeHandle(id, entry);
+    }
     await fs.rm(this.pathOf(id), { force: true });
+  }
+
+  /** Closes the handles no request holds; the rest close as their requests end. */
+  close(): void {
+    this.closed = true;
+    for (const [id, entry] of this.handles) {
+      if (entry.users > 0) continue;
+      if (entry.idle) clearTimeout(entry.idle);
+      entry.idle = null;
+      this.closeHandle(id, entry);
+    }
+    this.idleHandles = 0;
   }
 
   /** Names of every file in the staging directory (for start-up reconciliation). */
