@@ -188,7 +188,8 @@ async function curl(config: string[][], expect = 2): Promise<string[]> {
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (err += d));
   child.stdin.end(text);
-  const code = await new Promise<number | null>((r) => child.once('exit', r));
+  // 'close', not 'exit': the process can exit before its output has been read.
+  const code = await new Promise<number | null>((r) => child.once('close', r));
   const statuses = out.split('\n').filter(Boolean);
   const bad = statuses.filter((s) => !s.startsWith(String(expect)));
   if (code !== 0 || bad.length > 0 || statuses.length !== config.length) {
