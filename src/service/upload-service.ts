@@ -617,7 +617,6 @@ export class UploadService {
     return true;
   }
 
-  /** Stops the hashing thread (on shutdown; requests still running then fail). */
   /**
    * The hasher for a body about to be written at `offset`: the hashing thread, except for a body
    * known to be small, which is hashed here as it arrives - for 64 KiB the thread's messages cost
@@ -628,6 +627,10 @@ export class UploadService {
     return this.hasher.job(this.staging.pathOf(id), offset, algorithms);
   }
 
+  /**
+   * On shutdown: closes the staging files no request holds and stops the hashing thread (requests
+   * still running then fail).
+   */
   close(): Promise<void> {
     this.staging.close();
     return this.hasher.close();
