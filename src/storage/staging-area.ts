@@ -95,11 +95,7 @@ export class StagingArea {
         if (this.handles.get(id) === opening) this.handles.delete(id);
       });
     }
-    if (entry.idle) {
-      clearTimeout(entry.idle);
-      entry.idle = null;
-      this.idleHandles--;
-    }
+    this.wake(entry);
     entry.users++;
     const held = entry;
     let fh: FileHandle;
@@ -131,6 +127,14 @@ export class StagingArea {
     };
   }
 
+  /** Stops an idle handle's countdown to closing (it is in use again, or closing now). */
+  private wake(entry: OpenHandle): void {
+    if (entry.idle === null) return;
+    clearTimeout(entry.idle);
+    entry.idle = null;
+    this.idleHandles--;
+  }
+
   private closeHandle(id: string, entry: OpenHandle): void {
     if (this.handles.get(id) === entry) this.handles.delete(id);
     entry.file.then((fh) => fh.close()).catch(() => {});
@@ -159,11 +163,7 @@ export class StagingArea {
     if (entry) {
       this.handles.delete(id);
       entry.removed = true;
-      if (entry.idle) {
-        clearTimeout(entry.idle);
-        entry.idle = null;
-        this.idleHandles--;
-      }
+      this.wake(entry);
       if (entry.users === 0) this.closeHandle(id, entry);
     }
     await fs.rm(this.pathOf(id), { force: true });
@@ -174,11 +174,9 @@ export class StagingArea {
     this.closed = true;
     for (const [id, entry] of this.handles) {
       if (entry.users > 0) continue;
-      if (entry.idle) clearTimeout(entry.idle);
-      entry.idle = null;
+      this.wake(entry);
       this.closeHandle(id, entry);
     }
-    this.idleHandles = 0;
   }
 
   /** Names of every file in the staging directory (for start-up reconciliation). */
