@@ -118,8 +118,7 @@ export class StagingArea {
         }
         this.idleHandles++;
         held.idle = setTimeout(() => {
-          held.idle = null;
-          this.idleHandles--;
+          this.wake(held);
           this.closeHandle(id, held);
         }, this.idleMs);
         held.idle.unref();
