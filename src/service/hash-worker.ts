@@ -23,6 +23,13 @@ export interface BodyHasher {
 const POST_EVERY = 1024 * 1024;
 /** The hashing thread stops after this long with nothing to do (an idle server holds no thread). */
 const DEFAULT_IDLE_MS = 10_000;
+/**
+ * ... unless it holds whole-file digests of uploads not finished yet: then it waits this long.
+ * Stopping loses them, and the next chunk of a paused upload would read its whole prefix back
+ * from the disk to start over (tens of seconds for tens of GiB), while the idle thread costs about
+ * 10 MiB of memory. An hour covers the pauses of flaky networks; a longer one costs one read.
+ */
+const DEFAULT_HELD_IDLE_MS = 3_600_000;
 
 /**
  * One hashing thread for the whole service, started on first use and stopped when idle. SHA-256
@@ -38,9 +45,16 @@ export class HashWorker {
   private readonly pending = new Map<number, { resolve: (m: FromHashWorker) => void; reject: (e: Error) => void }>();
   private openJobs = 0;
   private idleTimer: NodeJS.Timeout | null = null;
+  private lastUsed = 0;
+  /** Keys of the whole-file digests the thread holds. */
+  private readonly held = new Set<string>();
   private closed = false;
 
-  constructor(private readonly idleMs = DEFAULT_IDLE_MS) {}
+  /** `idleMs`/`heldIdleMs`: idle time before the thread stops, without and with digests held. */
+  constructor(
+    private readonly idleMs = DEFAULT_IDLE_MS,
+    private readonly heldIdleMs = DEFAULT_HELD_IDLE_MS,
+  ) {}
 
   /** Starts hashing a body that is being written into `path` from byte `at`. */
   job(path: string, at: number, algorithms: string[] = []): BodyHasher {
@@ -78,7 +92,15 @@ export class HashWorker {
    * Returns false when the thread holds no such digest (it was restarted): start again at 0.
    */
   async extend(key: string, path: string, from: number, to: number): Promise<boolean> {
-    return (await this.request({ t: 'extend', key, path, from, to, req: 0 })).lost !== true;
+    try {
+      const kept = (await this.request({ t: 'extend', key, path, from, to, req: 0 })).lost !== true;
+      if (kept) this.held.add(key);
+      else this.held.delete(key);
+      return kept;
+    } catch (err) {
+      this.held.delete(key); // the thread dropped it
+      throw err;
+    }
   }
 
   /** The whole-file digest of `key` and the bytes it covers (0 and none when there is none). */
@@ -87,7 +109,13 @@ export class HashWorker {
     return { upTo: m.upTo ?? 0, ...(m.sha256 !== undefined && { sha256: m.sha256 }) };
   }
 
+  /** Whether the thread is up (for status and tests). */
+  get running(): boolean {
+    return this.worker !== null;
+  }
+
   forget(key: string): void {
+    this.held.delete(key);
     if (this.worker) this.post({ t: 'forget', key });
   }
 
@@ -132,12 +160,16 @@ export class HashWorker {
       const p = this.pending.get(m.req);
       if (!p) return;
       this.pending.delete(m.req);
-      if (this.pending.size === 0) worker.unref();
+      if (this.pending.size === 0) {
+        worker.unref();
+        this.idle(); // the idle countdown starts again from the last answer
+      }
       p.resolve(m);
     });
     const gone = (err: Error) => {
       if (this.worker !== worker) return;
       this.worker = null;
+      this.held.clear();
       for (const p of this.pending.values()) p.reject(err);
       this.pending.clear();
     };
@@ -147,19 +179,31 @@ export class HashWorker {
     return worker;
   }
 
-  /** (Re)arms the idle stop: the thread ends once nothing is open or awaited for `idleMs`. */
+  /**
+   * (Re)arms the idle stop: the thread ends once nothing is open or awaited for `idleMs`, or for
+   * `heldIdleMs` while it holds digests (checked when the short wait is up).
+   */
   private idle(): void {
+    this.lastUsed = Date.now();
+    this.arm(this.idleMs);
+  }
+
+  private arm(ms: number): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       this.idleTimer = null;
-      if (this.pending.size === 0 && this.openJobs === 0) this.stop();
-    }, this.idleMs);
+      if (this.pending.size > 0 || this.openJobs > 0) return; // the last answer or job end re-arms it
+      const left = this.lastUsed + (this.held.size > 0 ? this.heldIdleMs : this.idleMs) - Date.now();
+      if (left > 0) this.arm(left);
+      else this.stop();
+    }, ms);
     this.idleTimer.unref();
   }
 
   private stop(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
+    this.held.clear(); // the digests go with the thread
     const w = this.worker;
     this.worker = null;
     void w?.terminate();

@@ -52,7 +52,7 @@ t.test('whole-file digests continue across requests, start over at 0 and are los
   const file = path.join(dir, 'f');
   const data = randomBytes(3_000_000);
   fs.writeFileSync(file, data);
-  const w = new HashWorker(50);
+  const w = new HashWorker(50, 100);
   t.teardown(() => w.close());
   t.equal(await w.extend('k', file, 0, 1_000_000), true);
   t.equal(await w.extend('k', file, 1_000_000, 3_000_000), true);
@@ -60,13 +60,47 @@ t.test('whole-file digests continue across requests, start over at 0 and are los
   t.equal(await w.extend('k', file, 5, 10), false, 'a digest that does not end where asked is reported lost');
   t.equal(await w.extend('k', file, 0, 10), true, 'from 0 starts over');
   t.same(await w.digest('k'), { upTo: 10, sha256: hex('sha256', data.subarray(0, 10)) });
-  // Idle for longer than the idle time: the thread stops and its digests go with it.
-  await new Promise((r) => setTimeout(r, 200));
+  // Idle for longer than the idle time with digests held: the thread stops and they go with it.
+  await new Promise((r) => setTimeout(r, 400));
+  t.equal(w.running, false, 'the thread stopped');
   t.same(await w.digest('k'), { upTo: 0 });
   t.equal(await w.extend('k', file, 10, 20), false);
   // Closed for good (shutdown): nothing starts the thread again.
   await w.close();
   await t.rejects(w.digest('k'), /closed/);
+});
+
+t.test('a thread holding digests outlasts a short pause; once they are forgotten it stops after the short idle time', async (t) => {
+  const dir = await tmpDir(t);
+  const file = path.join(dir, 'f');
+  const data = randomBytes(2_000_000);
+  fs.writeFileSync(file, data);
+  const w = new HashWorker(50, 60_000);
+  t.teardown(() => w.close());
+  const pause = () => new Promise((r) => setTimeout(r, 300));
+
+  // Nothing held: the short idle time applies.
+  t.equal((await w.job(file, 0).end(10)).sha256, hex('sha256', data.subarray(0, 10)));
+  await pause();
+  t.equal(w.running, false, 'an idle thread without digests stops');
+
+  // A digest held: a pause six times the short idle time keeps the thread and the digest.
+  t.equal(await w.extend('a', file, 0, 1_000_000), true);
+  t.equal(await w.extend('b', file, 0, 500_000), true);
+  await pause();
+  t.equal(w.running, true, 'the thread is still up');
+  t.equal(await w.extend('a', file, 1_000_000, 2_000_000), true, 'the digest continues where it was');
+  t.same(await w.digest('a'), { upTo: 2_000_000, sha256: hex('sha256', data) });
+
+  // One of two forgotten: still held. Both forgotten: back to the short idle time.
+  w.forget('a');
+  await pause();
+  t.equal(w.running, true, 'still holding b');
+  t.same(await w.digest('b'), { upTo: 500_000, sha256: hex('sha256', data.subarray(0, 500_000)) });
+  w.forget('b');
+  await pause();
+  t.equal(w.running, false, 'nothing held any more: the thread stopped');
+  t.same(await w.digest('b'), { upTo: 0 });
 });
 
 t.test('the inline hasher gives the same answers on the calling thread', async (t) => {
