@@ -46,8 +46,9 @@ export class HashWorker {
   private openJobs = 0;
   private idleTimer: NodeJS.Timeout | null = null;
   private lastUsed = 0;
-  /** Keys of the whole-file digests the thread holds. */
+  /** Keys of the whole-file digests the thread holds, and how many `forget`s there were. */
   private readonly held = new Set<string>();
+  private forgets = 0;
   private closed = false;
 
   /** `idleMs`/`heldIdleMs`: idle time before the thread stops, without and with digests held. */
@@ -92,10 +93,13 @@ export class HashWorker {
    * Returns false when the thread holds no such digest (it was restarted): start again at 0.
    */
   async extend(key: string, path: string, from: number, to: number): Promise<boolean> {
+    const forgets = this.forgets;
     try {
       const kept = (await this.request({ t: 'extend', key, path, from, to, req: 0 })).lost !== true;
-      if (kept) this.held.add(key);
-      else this.held.delete(key);
+      // A forget posted meanwhile (after this request) has dropped the digest in the thread: not
+      // held then. Any forget counts, so a busy server may undercount until the next extend.
+      if (kept && this.forgets === forgets) this.held.add(key);
+      else if (!kept) this.held.delete(key);
       return kept;
     } catch (err) {
       this.held.delete(key); // the thread dropped it
@@ -115,6 +119,7 @@ export class HashWorker {
   }
 
   forget(key: string): void {
+    this.forgets++;
     this.held.delete(key);
     if (this.worker) this.post({ t: 'forget', key });
   }

@@ -77,14 +77,14 @@ t.test('a thread holding digests outlasts a short pause; once they are forgotten
   fs.writeFileSync(file, data);
   const w = new HashWorker(50, 60_000);
   t.teardown(() => w.close());
-  const pause = () => new Promise((r) => setTimeout(r, 300));
+  const pause = () => new Promise((r) => setTimeout(r, 500));
 
   // Nothing held: the short idle time applies.
   t.equal((await w.job(file, 0).end(10)).sha256, hex('sha256', data.subarray(0, 10)));
   await pause();
   t.equal(w.running, false, 'an idle thread without digests stops');
 
-  // A digest held: a pause six times the short idle time keeps the thread and the digest.
+  // A digest held: a pause ten times the short idle time keeps the thread and the digest.
   t.equal(await w.extend('a', file, 0, 1_000_000), true);
   t.equal(await w.extend('b', file, 0, 500_000), true);
   await pause();
@@ -101,6 +101,13 @@ t.test('a thread holding digests outlasts a short pause; once they are forgotten
   await pause();
   t.equal(w.running, false, 'nothing held any more: the thread stopped');
   t.same(await w.digest('b'), { upTo: 0 });
+
+  // Forgotten while its extend was on the way: not counted as held, so the thread still stops.
+  const extending = w.extend('c', file, 0, 1_000_000);
+  w.forget('c');
+  t.equal(await extending, true);
+  await pause();
+  t.equal(w.running, false, 'a digest forgotten mid-request does not keep the thread');
 });
 
 t.test('the inline hasher gives the same answers on the calling thread', async (t) => {
