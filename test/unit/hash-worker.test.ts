@@ -7,6 +7,14 @@ import { tmpDir } from '../helpers/server.js';
 
 const hex = (alg: string, b: Buffer) => createHash(alg).update(b).digest('hex');
 
+/** A file of `size` random bytes in a fresh temporary directory. */
+async function randomFile(t: Parameters<typeof tmpDir>[0], size: number): Promise<{ file: string; data: Buffer }> {
+  const file = path.join(await tmpDir(t), 'f');
+  const data = randomBytes(size);
+  fs.writeFileSync(file, data);
+  return { file, data };
+}
+
 t.test('a job hashes what was written, read back from the file by the hashing thread', async (t) => {
   const dir = await tmpDir(t);
   const file = path.join(dir, 'staging');
@@ -48,10 +56,7 @@ t.test('a job over a missing or short file fails with the reason', async (t) => 
 });
 
 t.test('whole-file digests continue across requests, start over at 0 and are lost when the thread stops', async (t) => {
-  const dir = await tmpDir(t);
-  const file = path.join(dir, 'f');
-  const data = randomBytes(3_000_000);
-  fs.writeFileSync(file, data);
+  const { file, data } = await randomFile(t, 3_000_000);
   const w = new HashWorker(50, 100);
   t.teardown(() => w.close());
   t.equal(await w.extend('k', file, 0, 1_000_000), true);
@@ -71,10 +76,7 @@ t.test('whole-file digests continue across requests, start over at 0 and are los
 });
 
 t.test('a thread holding digests outlasts a short pause; once they are forgotten it stops after the short idle time', async (t) => {
-  const dir = await tmpDir(t);
-  const file = path.join(dir, 'f');
-  const data = randomBytes(2_000_000);
-  fs.writeFileSync(file, data);
+  const { file, data } = await randomFile(t, 2_000_000);
   const w = new HashWorker(50, 60_000);
   t.teardown(() => w.close());
   const pause = () => new Promise((r) => setTimeout(r, 500));
