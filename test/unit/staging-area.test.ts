@@ -12,6 +12,13 @@ async function area(t: TestContext, handles: { idleMs?: number; maxIdle?: number
   return staging;
 }
 
+/** Staging files 'a' and 'b', each open for writing. */
+async function openTwo(staging: StagingArea) {
+  await staging.create('a', 4);
+  await staging.create('b', 4);
+  return Promise.all([staging.openForWrite('a'), staging.openForWrite('b')]);
+}
+
 t.test('requests writing one upload share one open file; their writes land in it', async (t) => {
   const staging = await area(t);
   await staging.create('a', 8);
@@ -45,10 +52,7 @@ t.test('a released handle stays open for a moment and is reused, then closes', a
 
 t.test('at most maxIdle released handles stay open; beyond that they close at once', async (t) => {
   const staging = await area(t, { idleMs: 10_000, maxIdle: 1 });
-  await staging.create('a', 4);
-  await staging.create('b', 4);
-  const a = await staging.openForWrite('a');
-  const b = await staging.openForWrite('b');
+  const [a, b] = await openTwo(staging);
   a.release();
   b.release();
   t.not(a.fh.fd, -1, 'first one kept');
@@ -85,10 +89,7 @@ t.test('remove: an idle handle closes at once; a held one keeps working until re
 
 t.test('close: idle handles close now, held ones when released, and nothing is kept after', async (t) => {
   const staging = await area(t, { idleMs: 10_000 });
-  await staging.create('a', 4);
-  await staging.create('b', 4);
-  const a = await staging.openForWrite('a');
-  const b = await staging.openForWrite('b');
+  const [a, b] = await openTwo(staging);
   a.release();
   staging.close();
   await sleep(20);
