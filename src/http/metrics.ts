@@ -27,12 +27,20 @@ export class Metrics {
 
   private readonly active = new Gauge({ name: 'sluice_active_uploads', help: 'Uploads being uploaded or finished', registers: [this.registry] });
   private readonly staged = new Gauge({ name: 'sluice_staging_bytes', help: 'Bytes received and held in staging files', registers: [this.registry] });
+  private readonly commits = new Counter({ name: 'sluice_ledger_commits_total', help: 'Ledger transactions that recorded chunks or appended bytes', registers: [this.registry] });
+  private readonly commitWrites = new Counter({ name: 'sluice_ledger_commit_writes_total', help: 'Chunks and appends recorded by those transactions (several share one commit under load)', registers: [this.registry] });
 
   /** The text exposition, with the ledger gauges read once for this scrape. */
   async render(ledger: Ledger): Promise<string> {
     const stats = ledger.activeStats();
     this.active.set(stats.active);
     this.staged.set(stats.stagedBytes);
+    // The ledger counts its commits itself; counters cannot be set, so they are re-filled.
+    const commits = ledger.commitStats();
+    this.commits.reset();
+    this.commits.inc(commits.commits);
+    this.commitWrites.reset();
+    this.commitWrites.inc(commits.writes);
     return this.registry.metrics();
   }
 

@@ -10,7 +10,8 @@ export type Db = Database.Database;
  * WAL lets status reads run while a chunk is being recorded. `synchronous = FULL` makes every
  * commit durable before it returns: a chunk is acknowledged only after its ledger row is committed,
  * and with NORMAL a power loss could drop the last commits that clients were already told about.
- * The extra WAL fsync is one per chunk, small next to the chunk's own fdatasync.
+ * The WAL fsync is one per commit; chunks recorded in the same turn of the event loop share one
+ * (see group-commit.ts).
  */
 export class DatabaseDamagedError extends Error {
   override name = 'DatabaseDamagedError';

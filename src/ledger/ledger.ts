@@ -1,5 +1,6 @@
 import type { Statement, Transaction } from 'better-sqlite3';
 import type { Db } from './database.js';
+import { GroupCommit } from './group-commit.js';
 
 export type UploadStatus = 'uploading' | 'finishing' | 'completed' | 'failed' | 'aborted' | 'expired';
 export type Protocol = 'native' | 'tus';
@@ -193,8 +194,10 @@ export class Ledger {
   // Created once rather than per call (it showed in per-chunk profiles; BENCHMARKS.md item 13).
   private readonly recordChunkTx: Transaction<(uploadId: string, chunk: Chunk) => RecordChunkResult>;
   private readonly recordExtentTx: Transaction<(uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number) => AppendResult>;
+  private readonly group: GroupCommit;
 
   constructor(private readonly db: Db) {
+    this.group = new GroupCommit(db);
     this.stmts = {
       insertUpload: db.prepare(`
         INSERT INTO uploads (id, owner, protocol, file_name, content_type, metadata, size, chunk_size, total_chunks,
@@ -329,17 +332,25 @@ export class Ledger {
   /**
    * Records a durable, verified chunk. In one transaction: the upload must still be `uploading`;
    * an existing row for the same index is a duplicate (same hash) or a conflict (other hash).
+   * Committed together with the other writes requested in the same turn of the event loop (one
+   * WAL fsync for all of them); settles once that commit is durable.
    */
-  recordChunk(uploadId: string, chunk: Chunk): RecordChunkResult {
-    return this.recordChunkTx.immediate(uploadId, chunk);
+  recordChunk(uploadId: string, chunk: Chunk): Promise<RecordChunkResult> {
+    return this.group.run(() => this.recordChunkTx(uploadId, chunk));
   }
 
   /**
    * Records bytes appended at the upload's current end (tus). The append is refused when the offset
-   * moved meanwhile (someone else appended) or the upload stopped accepting bytes.
+   * moved meanwhile (someone else appended) or the upload stopped accepting bytes. Group-committed
+   * like `recordChunk`.
    */
-  recordExtent(uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number): AppendResult {
-    return this.recordExtentTx.immediate(uploadId, extent, now);
+  recordExtent(uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number): Promise<AppendResult> {
+    return this.group.run(() => this.recordExtentTx(uploadId, extent, now));
+  }
+
+  /** Group commits so far and the writes they carried (see `GroupCommit`). */
+  commitStats(): { commits: number; writes: number } {
+    return { ...this.group.stats };
   }
 
   /**

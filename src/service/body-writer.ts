@@ -37,7 +37,7 @@ export interface WriteOptions {
    * to `record`, so that a crash mid-body keeps what was already received. The fdatasync runs while
    * later bytes keep arriving; segments are recorded in order, each once its bytes are durable.
    */
-  checkpoint?: { every: number; record: (segment: { offset: number; length: number; sha256: string }) => void };
+  checkpoint?: { every: number; record: (segment: { offset: number; length: number; sha256: string }) => void | Promise<void> };
 }
 
 /**

@@ -258,7 +258,7 @@ export class UploadService {
         });
       }
       const chunk: Chunk = { index: span.index, offset: span.offset, length: span.length, sha256, receivedAt: this.now() };
-      const result = this.ledger.recordChunk(id, chunk);
+      const result = await this.ledger.recordChunk(id, chunk);
       switch (result.kind) {
         case 'recorded':
           this.digests.recorded(id);
@@ -461,8 +461,8 @@ export class UploadService {
           ...(!req.checksum && {
             checkpoint: {
               every: APPEND_CHECKPOINT_BYTES,
-              record: (segment) => {
-                upload = this.recordAppended(upload, segment, started);
+              record: async (segment) => {
+                upload = await this.recordAppended(upload, segment, started);
               },
             },
           }),
@@ -482,7 +482,7 @@ export class UploadService {
       }
       if (written.bytes > written.segmentStart) {
         const extent = { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart, sha256: written.sha256 };
-        upload = this.recordAppended(upload, extent, started);
+        upload = await this.recordAppended(upload, extent, started);
       }
       if (written.error !== undefined) throw written.error;
       if (written.overflow) throw new SluiceError('upload_too_large', `the body runs past the end of the upload (${room} bytes left)`);
@@ -508,8 +508,8 @@ export class UploadService {
   /**
    * Records durable appended bytes as one extent; throws if the upload moved on or closed.
    */
-  private recordAppended(upload: Upload, extent: { offset: number; length: number; sha256: string }, started: number): Upload {
-    const result = this.ledger.recordExtent(upload.id, extent, this.now());
+  private async recordAppended(upload: Upload, extent: { offset: number; length: number; sha256: string }, started: number): Promise<Upload> {
+    const result = await this.ledger.recordExtent(upload.id, extent, this.now());
     if (result.kind === 'offset_moved') throw new SluiceError('offset_mismatch', 'the upload moved on meanwhile', { offset: result.upload.bytesReceived });
     if (result.kind === 'not_writable') throw notWritable(result.upload ?? upload);
     this.digests.recorded(upload.id);

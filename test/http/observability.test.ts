@@ -77,6 +77,9 @@ t.test('Prometheus metrics: uploads, bytes, durations, active uploads and staged
   t.equal(value('sluice_finish_duration_seconds_count{protocol="native"}'), 1);
   t.equal(value('sluice_active_uploads'), 1, 'the one still uploading');
   t.equal(value('sluice_staging_bytes'), 10);
+  // Four chunks and one tus append, one after another: nothing to share a commit with.
+  t.equal(value('sluice_ledger_commit_writes_total'), 5);
+  t.equal(value('sluice_ledger_commits_total'), 5);
   t.match(text, /^sluice_process_resident_memory_bytes \d+/m, 'process metrics too');
 });
 

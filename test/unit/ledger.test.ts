@@ -27,13 +27,13 @@ t.test('schema: WAL, synchronous FULL, migrations versioned', async (t) => {
 
 t.test('recordChunk: recorded, duplicate, conflict; counters move once', async (t) => {
   const { l } = await ledger(t);
-  const a = l.recordChunk('u1', chunk(1));
+  const a = await l.recordChunk('u1', chunk(1));
   t.equal(a.kind, 'recorded');
   t.same(a.kind === 'recorded' && [a.upload.chunksReceived, a.upload.bytesReceived], [1, 10]);
-  t.equal(l.recordChunk('u1', chunk(1)).kind, 'duplicate');
-  const c = l.recordChunk('u1', chunk(1, 'other'));
+  t.equal((await l.recordChunk('u1', chunk(1))).kind, 'duplicate');
+  const c = await l.recordChunk('u1', chunk(1, 'other'));
   t.same([c.kind, c.kind === 'conflict' && c.existing.sha256], ['conflict', 'h1']);
-  l.recordChunk('u1', chunk(2));
+  await l.recordChunk('u1', chunk(2));
   const u = l.getUpload('u1');
   t.same([u?.chunksReceived, u?.bytesReceived], [2, 15]);
   t.same(l.missingChunks('u1', 3), [0]);
@@ -43,13 +43,13 @@ t.test('recordChunk: recorded, duplicate, conflict; counters move once', async (
 t.test('recordChunk answers the upload as stored; recordedUntil follows the contiguous recorded chunks', async (t) => {
   const { l } = await ledger(t);
   t.equal(l.recordedUntil('u1', 0), 0, 'nothing recorded');
-  l.recordChunk('u1', chunk(1));
+  await l.recordChunk('u1', chunk(1));
   t.equal(l.recordedUntil('u1', 0), 0, 'chunk 0 is missing');
   t.equal(l.recordedUntil('u1', 10), 20, 'from chunk 1: up to the gap at 2');
-  const r = l.recordChunk('u1', chunk(0));
+  const r = await l.recordChunk('u1', chunk(0));
   t.same(r.kind === 'recorded' && r.upload, l.getUpload('u1'), 'the returned upload equals a fresh read');
   t.equal(l.recordedUntil('u1', 0), 20);
-  l.recordChunk('u1', chunk(2));
+  await l.recordChunk('u1', chunk(2));
   t.equal(l.recordedUntil('u1', 10), 25, 'the last, short chunk ends at the size');
   l.transition('u1', 'uploading', 'aborted', 3000);
   t.equal(l.recordedUntil('u1', 0), 0, 'an upload that takes no bytes');
@@ -59,7 +59,10 @@ t.test('recordChunk answers the upload as stored; recordedUntil follows the cont
 t.test('missingChunks pages through gaps without loading every row', async (t) => {
   const { l, db } = await ledger(t);
   db.prepare('UPDATE uploads SET total_chunks = 10000, size = 100000 WHERE id = ?').run('u1');
-  for (let i = 0; i < 10000; i += 3) l.recordChunk('u1', { ...chunk(i), offset: i * 10, length: 10 });
+  const writes = [];
+  for (let i = 0; i < 10000; i += 3) writes.push(l.recordChunk('u1', { ...chunk(i), offset: i * 10, length: 10 }));
+  t.ok((await Promise.all(writes)).every((w) => w.kind === 'recorded'));
+  t.same(l.commitStats(), { commits: 1, writes: 3334 }, 'requested in one turn, committed as one transaction');
   const missing = l.missingChunks('u1', 10000);
   t.equal(missing.length, 10000 - 3334);
   t.same(missing.slice(0, 4), [1, 2, 4, 5]);
@@ -70,7 +73,7 @@ t.test('transitions are guarded: exactly one of two racers wins', async (t) => {
   const { l } = await ledger(t);
   t.ok(l.transition('u1', 'uploading', 'finishing', 3000));
   t.notOk(l.transition('u1', 'uploading', 'finishing', 3000), 'second attempt changes nothing');
-  t.equal(l.recordChunk('u1', chunk(0)).kind, 'not_writable', 'no chunks while finishing');
+  t.equal((await l.recordChunk('u1', chunk(0))).kind, 'not_writable', 'no chunks while finishing');
   t.ok(l.markCompleted('u1', 'abc', { backend: 'local', path: 'files/u1' }, 4000));
   t.notOk(l.markFailed('u1', 'late', 4000), 'a completed upload cannot fail');
   const u = l.getUpload('u1');
@@ -79,7 +82,7 @@ t.test('transitions are guarded: exactly one of two racers wins', async (t) => {
 
 t.test('the ledger survives reopening the file', async (t) => {
   const { l, db, file } = await ledger(t);
-  l.recordChunk('u1', chunk(0));
+  await l.recordChunk('u1', chunk(0));
   db.close();
   const again = new Ledger(openDatabase(file));
   t.same(again.getChunk('u1', 0), chunk(0));
