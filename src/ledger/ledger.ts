@@ -76,7 +76,10 @@ export type CreateResult =
 export type AppendResult =
   | { kind: 'recorded'; upload: Upload }
   | { kind: 'offset_moved'; upload: Upload }
-  | { kind: 'not_writable'; upload: Upload | undefined };
+  | { kind: 'not_writable'; upload: Upload | undefined }
+  | { kind: 'over_quota'; reserved: number };
+
+export type SetLengthResult = { kind: 'set' } | { kind: 'unchanged' } | { kind: 'over_quota'; reserved: number };
 
 export type RecordChunkResult =
   | { kind: 'recorded'; upload: Upload }
@@ -193,11 +196,21 @@ export class Ledger {
 
   // Created once rather than per call (it showed in per-chunk profiles; BENCHMARKS.md item 13).
   private readonly recordChunkTx: Transaction<(uploadId: string, chunk: Chunk) => RecordChunkResult>;
-  private readonly recordExtentTx: Transaction<(uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number) => AppendResult>;
+  private readonly recordExtentTx: Transaction<(uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number, quota: number | undefined) => AppendResult>;
+  private readonly setLengthTx: Transaction<(id: string, size: number, now: number, quota: number | undefined) => SetLengthResult>;
   private readonly group: GroupCommit;
 
   constructor(private readonly db: Db) {
     this.group = new GroupCommit(db);
+    this.setLengthTx = db.transaction((id: string, size: number, now: number, quota: number | undefined): SetLengthResult => {
+      const upload = this.getUpload(id);
+      if (upload && upload.lengthDeferred && quota !== undefined) {
+        // From now on the upload reserves its whole length instead of the bytes it holds.
+        const { reserved } = this.stmts.usage.get(upload.owner) as { reserved: number };
+        if (reserved - upload.bytesReceived + size > quota) return { kind: 'over_quota', reserved };
+      }
+      return this.stmts.setLength.run({ id, size, now }).changes === 1 ? { kind: 'set' } : { kind: 'unchanged' };
+    });
     this.stmts = {
       insertUpload: db.prepare(`
         INSERT INTO uploads (id, owner, protocol, file_name, content_type, metadata, size, chunk_size, total_chunks,
@@ -248,9 +261,11 @@ export class Ledger {
       awaitingPublish: db.prepare(`
         SELECT id FROM uploads WHERE protocol = 'tus' AND status = 'uploading' AND length_deferred = 0
           AND ((concat IS NULL AND bytes_received = size) OR concat LIKE 'final%')`),
-      // A final upload's bytes are its partials': count them once.
+      // A final upload's bytes are its partials': count them once. An upload whose length is not
+      // known yet (tus Upload-Defer-Length) holds the bytes it has received.
       usage: db.prepare(`
-        SELECT COUNT(*) AS active, COALESCE(SUM(CASE WHEN concat LIKE 'final%' THEN 0 ELSE size END), 0) AS reserved
+        SELECT COUNT(*) AS active,
+               COALESCE(SUM(CASE WHEN concat LIKE 'final%' THEN 0 WHEN length_deferred = 1 THEN bytes_received ELSE size END), 0) AS reserved
         FROM uploads WHERE owner = ? AND status IN ('uploading', 'finishing')`),
       // Bytes promised to unfinished uploads but not yet written: staging files are sparse, so
       // statfs does not count them yet. Finals hold no bytes of their own.
@@ -277,10 +292,16 @@ export class Ledger {
       this.stmts.bumpCounters.run({ id: uploadId, length: chunk.length, now: chunk.receivedAt });
       return { kind: 'recorded', upload: bumped(upload, chunk.length, chunk.receivedAt) };
     });
-    this.recordExtentTx = db.transaction((uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number): AppendResult => {
+    this.recordExtentTx = db.transaction((uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number, quota: number | undefined): AppendResult => {
       const upload = this.getUpload(uploadId);
       if (!upload || upload.status !== 'uploading') return { kind: 'not_writable', upload };
       if (upload.bytesReceived !== extent.offset) return { kind: 'offset_moved', upload };
+      // Bytes of an upload without a length count against the quota as they arrive; checked here,
+      // in the transaction, so that two such uploads appending at once cannot overshoot together.
+      if (upload.lengthDeferred && quota !== undefined) {
+        const { reserved } = this.stmts.usage.get(upload.owner) as { reserved: number };
+        if (reserved + extent.length > quota) return { kind: 'over_quota', reserved };
+      }
       this.stmts.insertExtent.run({ id: uploadId, length: extent.length, sha256: extent.sha256, now });
       this.stmts.bumpCounters.run({ id: uploadId, length: extent.length, now });
       return { kind: 'recorded', upload: bumped(upload, extent.length, now) };
@@ -344,8 +365,13 @@ export class Ledger {
    * moved meanwhile (someone else appended) or the upload stopped accepting bytes. Group-committed
    * like `recordChunk`.
    */
-  recordExtent(uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number): Promise<AppendResult> {
-    return this.group.run(() => this.recordExtentTx(uploadId, extent, now));
+  recordExtent(uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number, quota?: number): Promise<AppendResult> {
+    return this.group.run(() => this.recordExtentTx(uploadId, extent, now, quota));
+  }
+
+  /** Bytes the owner's unfinished uploads reserve (what USER_QUOTA limits). */
+  reserved(owner: string): number {
+    return (this.stmts.usage.get(owner) as { reserved: number }).reserved;
   }
 
   /** Group commits so far and the writes they carried (see `GroupCommit`). */
@@ -367,9 +393,12 @@ export class Ledger {
     return Math.min(index * u.chunk_size, u.size);
   }
 
-  /** Fixes a deferred length once it is known; false when it was already set or is too small. */
-  setLength(id: string, size: number, now: number): boolean {
-    return this.stmts.setLength.run({ id, size, now }).changes === 1;
+  /**
+   * Fixes a deferred length once it is known: `unchanged` when it was already set or is too small,
+   * `over_quota` when the owner's reservations would pass `quota`.
+   */
+  setLength(id: string, size: number, now: number, quota?: number): SetLengthResult {
+    return this.setLengthTx.immediate(id, size, now, quota);
   }
 
   /** How many uploads are unfinished and how many bytes they hold in staging (for metrics). */

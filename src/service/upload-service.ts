@@ -154,11 +154,15 @@ export class UploadService {
           max_active_uploads: this.config.maxActiveUploadsPerUser,
         });
       case 'over_quota':
-        throw new SluiceError('quota_exceeded', `${result.reserved} bytes are already reserved by unfinished uploads`, {
-          user_quota: this.config.userQuota,
-          reserved: result.reserved,
-        });
+        throw this.quotaExceeded(result.reserved);
     }
+  }
+
+  private quotaExceeded(reserved: number, what = 'the upload'): SluiceError {
+    return new SluiceError('quota_exceeded', `${what} does not fit: ${reserved} bytes are already reserved by unfinished uploads`, {
+      user_quota: this.config.userQuota,
+      reserved,
+    });
   }
 
   /** Rules every new upload follows, whatever the protocol. */
@@ -444,16 +448,22 @@ export class UploadService {
         throw new SluiceError('offset_mismatch', `Upload-Offset is ${req.offset}, the upload is at ${upload.bytesReceived}`, { offset: upload.bytesReceived });
       }
       const room = (upload.lengthDeferred ? this.config.maxUploadSize : upload.size) - req.offset;
-      if (req.declaredLength !== undefined && req.declaredLength > room) {
-        throw new SluiceError('upload_too_large', `the body (${req.declaredLength} bytes) runs past the end of the upload (${room} bytes left)`);
-      }
+      // An upload without a length reserves nothing up front: its bytes count against USER_QUOTA as
+      // they arrive, so the body may not take more than the quota leaves (the ledger checks again
+      // when it records them).
+      const quota = this.config.userQuota;
+      const quotaRoom = upload.lengthDeferred && quota !== undefined ? Math.max(0, quota - this.ledger.reserved(upload.owner)) : Infinity;
+      const limit = Math.min(room, quotaRoom);
+      const tooMuch = (body: string): SluiceError =>
+        quotaRoom < room ? this.quotaExceeded(this.ledger.reserved(upload.owner), body) : new SluiceError('upload_too_large', `${body} runs past the end of the upload (${room} bytes left)`);
+      if (req.declaredLength !== undefined && req.declaredLength > limit) throw tooMuch(`the body (${req.declaredLength} bytes)`);
       const algorithms = req.checksum ? ('trailer' in req.checksum ? TRAILER_ALGORITHMS : [req.checksum.algorithm]) : [];
       const file = await this.staging.openForWrite(id);
       let written;
       try {
         written = await writeBody(file.fh, req.stream, {
           offset: req.offset,
-          max: room,
+          max: limit,
           touch: writer.touch,
           received: this.gcPacer,
           hasher: this.hasherFor(id, req.offset, req.declaredLength, algorithms),
@@ -485,7 +495,7 @@ export class UploadService {
         upload = await this.recordAppended(upload, extent, started);
       }
       if (written.error !== undefined) throw written.error;
-      if (written.overflow) throw new SluiceError('upload_too_large', `the body runs past the end of the upload (${room} bytes left)`);
+      if (written.overflow) throw tooMuch('the body');
     } finally {
       writer.release();
     }
@@ -509,7 +519,8 @@ export class UploadService {
    * Records durable appended bytes as one extent; throws if the upload moved on or closed.
    */
   private async recordAppended(upload: Upload, extent: { offset: number; length: number; sha256: string }, started: number): Promise<Upload> {
-    const result = await this.ledger.recordExtent(upload.id, extent, this.now());
+    const result = await this.ledger.recordExtent(upload.id, extent, this.now(), this.config.userQuota);
+    if (result.kind === 'over_quota') throw this.quotaExceeded(result.reserved, `${extent.length} more bytes`);
     if (result.kind === 'offset_moved') throw new SluiceError('offset_mismatch', 'the upload moved on meanwhile', { offset: result.upload.bytesReceived });
     if (result.kind === 'not_writable') throw notWritable(result.upload ?? upload);
     this.digests.recorded(upload.id);
@@ -525,7 +536,9 @@ export class UploadService {
     }
     this.checkNew(upload.fileName, length);
     if (length < upload.bytesReceived) throw new SluiceError('invalid_request', `Upload-Length ${length} is less than the ${upload.bytesReceived} bytes already received`);
-    if (!this.ledger.setLength(upload.id, length, this.now())) return this.ledger.getUpload(upload.id) as Upload;
+    const result = this.ledger.setLength(upload.id, length, this.now(), this.config.userQuota);
+    if (result.kind === 'over_quota') throw this.quotaExceeded(result.reserved, `Upload-Length ${length}`);
+    if (result.kind === 'unchanged') return this.ledger.getUpload(upload.id) as Upload;
     await this.staging.resize(upload.id, length);
     return this.ledger.getUpload(upload.id) as Upload;
   }

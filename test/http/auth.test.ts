@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import { createServer } from 'node:http';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import t from 'tap';
 import { createUpload, http, sha256, sleep, startServer, tmpDir, type TestContext } from '../helpers/server.js';
@@ -186,6 +187,44 @@ t.test('per-user limits: active uploads (429) and reserved bytes (413)', async (
   t.equal((await create(BOB, 1000)).status, 201, 'limits are per user');
   await http('DELETE', `${s.url}/v1/uploads/${a.body.id}`, { headers: as(ALICE) });
   t.equal((await create(ALICE, 600)).status, 201, 'aborting frees the room');
+});
+
+t.test('per-user quota: bytes of a tus upload without a length count as they arrive', async (t) => {
+  const s = await withTokens(t, { USER_QUOTA: '1000' });
+  const tus = { ...V, ...as(ALICE) };
+  const deferred = await http('POST', `${s.url}/files`, { headers: { ...tus, 'upload-defer-length': '1' } });
+  t.equal(deferred.status, 201);
+  const url = deferred.headers.location as string;
+  const patch = (offset: number, body: Buffer | Readable, headers: Record<string, string> = {}) =>
+    http('PATCH', url, { headers: { ...tus, 'content-type': 'application/offset+octet-stream', 'upload-offset': String(offset), ...headers }, body });
+  const offset = async () => Number((await http('HEAD', url, { headers: tus })).headers['upload-offset']);
+  const create = (size: number) => http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'a', size }, headers: as(ALICE) });
+  // tus answers errors as text: "code: message".
+  const outcome = (r: { status: number; text: string }) => [r.status, r.text.split(':')[0]];
+
+  t.equal((await patch(0, randomBytes(600))).status, 204);
+  const over = await create(500);
+  t.same([over.status, over.body.code, over.body.reserved], [413, 'quota_exceeded', 600], 'the 600 bytes received are reserved');
+  t.equal((await create(300)).status, 201, '600 + 300 fit');
+
+  const declared = await patch(600, randomBytes(101));
+  t.same(outcome(declared), [413, 'quota_exceeded'], 'a body declared past the quota');
+  t.match(declared.text, /900 bytes are already reserved/);
+  t.equal(await offset(), 600, 'nothing of it recorded');
+  // Without Content-Length the body is cut where the quota ends: what fits is kept, as tus keeps
+  // the durable part of any interrupted PATCH.
+  const streamed = await patch(600, Readable.from([randomBytes(64), randomBytes(64)]));
+  t.same(outcome(streamed), [413, 'quota_exceeded'], 'a streamed body past the quota');
+  t.equal(await offset(), 700, 'exactly the bytes that fit are recorded');
+
+  const length = await patch(700, Buffer.alloc(0), { 'upload-length': '800' });
+  t.same(outcome(length), [413, 'quota_exceeded'], 'an Upload-Length past the quota');
+  const head = await http('HEAD', url, { headers: tus });
+  t.same([head.headers['upload-defer-length'], head.headers['upload-length']], ['1', undefined], 'the length stays deferred');
+  t.equal((await patch(700, Buffer.alloc(0), { 'upload-length': '700' })).status, 204, 'the length that fits exactly');
+  t.equal((await http('HEAD', url, { headers: tus })).headers['upload-offset'], '700');
+  t.equal((await create(700)).status, 201, 'a completed upload reserves nothing: 300 + 700');
+  t.equal((await create(1)).status, 413, 'and then the quota is full');
 });
 
 t.test('rate limiting: 429 with Retry-After, per user; health checks exempt', async (t) => {

@@ -96,3 +96,28 @@ t.test('dueForExpiry and listUploads', async (t) => {
   t.same(l.listUploads('alice', 10).map((u) => u.id), ['u1']);
   t.same(l.listUploads('bob', 10), [], 'other owners see nothing');
 });
+
+t.test('appends to uploads without a length count against the quota inside the transaction', async (t) => {
+  const { l } = await ledger(t); // alice already reserves 25 bytes (u1)
+  for (const id of ['d1', 'd2']) {
+    l.createUpload({
+      id, owner: 'alice', protocol: 'tus', fileName: id, contentType: 'application/octet-stream', metadata: {},
+      size: 0, chunkSize: 1, totalChunks: 0, expectedSha256: null, createdAt: 1000, expiresAt: 5000, lengthDeferred: true,
+    });
+  }
+  t.equal(l.reserved('alice'), 25, 'no bytes yet, nothing reserved');
+  // Both asked for in one turn, so both were admitted by the request's own check: the ledger lets
+  // only one past the quota of 100.
+  const [a, b] = await Promise.all([
+    l.recordExtent('d1', { offset: 0, length: 50, sha256: 'x' }, 2000, 100),
+    l.recordExtent('d2', { offset: 0, length: 50, sha256: 'y' }, 2000, 100),
+  ]);
+  t.same([a.kind, b.kind, b.kind === 'over_quota' && b.reserved], ['recorded', 'over_quota', 75]);
+  t.equal(l.getUpload('d2')?.bytesReceived, 0, 'the refused bytes are not counted');
+  t.equal(l.reserved('alice'), 75);
+  t.equal((await l.recordExtent('d2', { offset: 0, length: 25, sha256: 'y' }, 2000, 100)).kind, 'recorded', 'exactly up to the quota');
+  t.same(l.setLength('d1', 51, 3000, 100), { kind: 'over_quota', reserved: 100 }, 'a length one byte more than it holds');
+  t.same(l.setLength('d1', 50, 3000, 100), { kind: 'set' });
+  t.same(l.setLength('d1', 50, 3000, 100), { kind: 'unchanged' }, 'a length is set once');
+  t.equal(l.reserved('alice'), 100);
+});
