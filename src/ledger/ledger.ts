@@ -206,7 +206,7 @@ export class Ledger {
       const upload = this.getUpload(id);
       if (upload && upload.lengthDeferred && quota !== undefined) {
         // From now on the upload reserves its whole length instead of the bytes it holds.
-        const { reserved } = this.stmts.usage.get(upload.owner) as { reserved: number };
+        const reserved = this.reserved(upload.owner);
         if (reserved - upload.bytesReceived + size > quota) return { kind: 'over_quota', reserved };
       }
       return this.stmts.setLength.run({ id, size, now }).changes === 1 ? { kind: 'set' } : { kind: 'unchanged' };
@@ -299,7 +299,7 @@ export class Ledger {
       // Bytes of an upload without a length count against the quota as they arrive; checked here,
       // in the transaction, so that two such uploads appending at once cannot overshoot together.
       if (upload.lengthDeferred && quota !== undefined) {
-        const { reserved } = this.stmts.usage.get(upload.owner) as { reserved: number };
+        const reserved = this.reserved(upload.owner);
         if (reserved + extent.length > quota) return { kind: 'over_quota', reserved };
       }
       this.stmts.insertExtent.run({ id: uploadId, length: extent.length, sha256: extent.sha256, now });
