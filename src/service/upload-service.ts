@@ -452,10 +452,11 @@ export class UploadService {
       // they arrive, so the body may not take more than the quota leaves (the ledger checks again
       // when it records them).
       const quota = this.config.userQuota;
-      const quotaRoom = upload.lengthDeferred && quota !== undefined ? Math.max(0, quota - this.ledger.reserved(upload.owner)) : Infinity;
+      const reserved = upload.lengthDeferred && quota !== undefined ? this.ledger.reserved(upload.owner) : 0;
+      const quotaRoom = upload.lengthDeferred && quota !== undefined ? Math.max(0, quota - reserved) : Infinity;
       const limit = Math.min(room, quotaRoom);
       const tooMuch = (body: string): SluiceError =>
-        quotaRoom < room ? this.quotaExceeded(this.ledger.reserved(upload.owner), body) : new SluiceError('upload_too_large', `${body} runs past the end of the upload (${room} bytes left)`);
+        quotaRoom < room ? this.quotaExceeded(reserved, body) : new SluiceError('upload_too_large', `${body} runs past the end of the upload (${room} bytes left)`);
       if (req.declaredLength !== undefined && req.declaredLength > limit) throw tooMuch(`the body (${req.declaredLength} bytes)`);
       const algorithms = req.checksum ? ('trailer' in req.checksum ? TRAILER_ALGORITHMS : [req.checksum.algorithm]) : [];
       const file = await this.staging.openForWrite(id);
