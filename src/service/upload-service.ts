@@ -193,9 +193,19 @@ export class UploadService {
     return upload;
   }
 
-  /** Like `get`, and expires the upload on the spot if its time is up (the sweeper may not have run). */
+  /**
+   * Like `get`, and expires the upload on the spot if its time is up (the sweeper may not have run).
+   * A tus upload whose PATCH has just ended (or broken off) is answered once that PATCH has recorded
+   * its durable bytes, so that a client resuming after a network error reads the offset it must
+   * continue from, not one that moves under it.
+   */
   async status(owner: string, id: string): Promise<Upload> {
-    const upload = this.get(owner, id);
+    let upload = this.get(owner, id);
+    const settling = upload.protocol === 'tus' ? this.inFlight.settling(appendKey(id)) : undefined;
+    if (settling) {
+      await settling;
+      upload = this.get(owner, id);
+    }
     if (upload.status === 'uploading' && upload.expiresAt <= this.now()) {
       await this.expire(id);
       return this.get(owner, id);
@@ -436,9 +446,10 @@ export class UploadService {
 
     const started = this.now();
     const writer = await this.inFlight.acquire(
-      `${id}:append`,
+      appendKey(id),
       () => req.stream.destroy(new SluiceError('offset_mismatch', 'taken over by a newer request for the same upload')),
       0,
+      () => req.stream.destroyed || req.stream.readableEnded,
     );
     try {
       // Read again: a request that was just taken over may have recorded its durable bytes.
@@ -722,4 +733,9 @@ function canMissChunks(upload: Upload): boolean {
 function notWritable(upload: Upload): SluiceError {
   if (upload.status === 'expired') return new SluiceError('upload_expired', `upload ${upload.id} expired`);
   return new SluiceError('upload_not_writable', `upload ${upload.id} is ${upload.status}`, { upload_status: upload.status });
+}
+
+/** The in-flight key of the one request appending to an upload at a time (tus, IETF). */
+function appendKey(id: string): string {
+  return `${id}:append`;
 }

@@ -248,11 +248,11 @@ t.test('concatenation: partials are never published alone; the final is their by
   t.equal((await create({ 'upload-concat': `final;${a.url}`, 'upload-length': '5' })).res.status, 400, 'a final takes no Upload-Length');
 });
 
-/** A PATCH from offset 0 announcing all of `data` that has sent only its first `sent` bytes so far. */
-async function halfSentPatch(base: string, id: string, data: Buffer, sent: number) {
-  const req = rawRequest(base, `PATCH /files/${id} HTTP/1.1\nHost: ${new URL(base).host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: 0\nContent-Length: ${data.length}\n`);
+/** A PATCH from `offset` announcing the rest of `data` that has sent only `sent` bytes of it so far. */
+async function halfSentPatch(base: string, id: string, data: Buffer, sent: number, offset = 0) {
+  const req = rawRequest(base, `PATCH /files/${id} HTTP/1.1\nHost: ${new URL(base).host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: ${offset}\nContent-Length: ${data.length - offset}\n`);
   await req.start();
-  await req.send(data.subarray(0, sent));
+  await req.send(data.subarray(offset, offset + sent));
   await sleep(150);
   return req;
 }
@@ -267,6 +267,22 @@ t.test('an interrupted PATCH keeps the bytes that arrived; the client resumes fr
   const offset = Number((await head(url)).headers['upload-offset']);
   t.equal(offset, 80 * 1024, 'the durable bytes count');
   t.equal((await patch(url, offset, data.subarray(offset))).status, 204);
+  t.equal(sha256(await stored(s, id)), sha256(data));
+});
+
+t.test('HEAD right after a PATCH broke off answers the offset that PATCH leaves, not an older one', async (t) => {
+  const { s, create, patch, head } = await server(t);
+  const data = randomBytes(400 * 1024);
+  const { url, id } = await create({ 'upload-length': String(data.length) });
+  let offset = 0;
+  for (let round = 0; round < 5; round++) {
+    const req = await halfSentPatch(s.url, id, data, 50 * 1024, offset);
+    req.socket.destroy();
+    // No pause: the broken PATCH is still syncing and recording its bytes when HEAD arrives.
+    offset = Number((await head(url)).headers['upload-offset']);
+    t.equal(offset, (round + 1) * 50 * 1024, `round ${round}: the bytes that arrived count`);
+  }
+  t.equal((await patch(url, offset, data.subarray(offset))).status, 204, 'and the PATCH from that offset is accepted');
   t.equal(sha256(await stored(s, id)), sha256(data));
 });
 

@@ -34,3 +34,24 @@ t.test('different keys are independent', async (t) => {
   a.release();
   b.release();
 });
+
+t.test('settling: only a writer whose request has stopped receiving is waited for, until it releases', async (t) => {
+  const reg = new InFlight(1000);
+  t.equal(reg.settling('k'), undefined, 'no writer');
+  let ended = false;
+  const writer = await reg.acquire('k', () => {}, 0, () => ended);
+  t.equal(reg.settling('k'), undefined, 'a live writer is not waited for');
+  ended = true;
+  const settling = reg.settling('k');
+  t.ok(settling, 'a finishing writer is');
+  let settled = false;
+  void settling?.then(() => (settled = true));
+  await new Promise((r) => setImmediate(r));
+  t.notOk(settled, 'not before its release');
+  writer.release();
+  await settling;
+  t.equal(reg.settling('k'), undefined, 'released');
+  const plain = await reg.acquire('p', () => {});
+  t.equal(reg.settling('p'), undefined, 'a writer acquired without the question is never waited for');
+  plain.release();
+});
