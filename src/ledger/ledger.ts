@@ -49,6 +49,18 @@ export interface Chunk {
   receivedAt: number;
 }
 
+/**
+ * Appended bytes (tus, IETF) recorded as one row. `sha256` is the SHA-256 of the file's bytes
+ * [sha256From, offset + length): of the extent itself when `sha256From` equals `offset`, of the
+ * whole file up to the extent's end when it is 0 (the append continued the running digest).
+ */
+export interface Extent {
+  offset: number;
+  length: number;
+  sha256: string;
+  sha256From: number;
+}
+
 export type NewUpload = Pick<
   Upload,
   'id' | 'owner' | 'protocol' | 'fileName' | 'contentType' | 'metadata' | 'size' | 'chunkSize' | 'totalChunks' | 'expectedSha256' | 'createdAt' | 'expiresAt'
@@ -196,7 +208,7 @@ export class Ledger {
 
   // Created once rather than per call (it showed in per-chunk profiles; BENCHMARKS.md item 13).
   private readonly recordChunkTx: Transaction<(uploadId: string, chunk: Chunk) => RecordChunkResult>;
-  private readonly recordExtentTx: Transaction<(uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number, quota: number | undefined) => AppendResult>;
+  private readonly recordExtentTx: Transaction<(uploadId: string, extent: Extent, now: number, quota: number | undefined) => AppendResult>;
   private readonly setLengthTx: Transaction<(id: string, size: number, now: number, quota: number | undefined) => SetLengthResult>;
   private readonly group: GroupCommit;
 
@@ -251,8 +263,8 @@ export class Ledger {
         SELECT id FROM uploads WHERE status = 'uploading' AND expires_at <= ? ORDER BY expires_at LIMIT ?`),
       byStatus: db.prepare('SELECT id FROM uploads WHERE status = ?'),
       insertExtent: db.prepare(`
-        INSERT INTO chunks (upload_id, idx, offset, length, sha256, received_at)
-        SELECT id, chunks_received, bytes_received, @length, @sha256, @now FROM uploads WHERE id = @id`),
+        INSERT INTO chunks (upload_id, idx, offset, length, sha256, sha256_from, received_at)
+        SELECT id, chunks_received, bytes_received, @length, @sha256, @sha256From, @now FROM uploads WHERE id = @id`),
       setLength: db.prepare(`
         UPDATE uploads SET size = @size, length_deferred = 0, chunk_size = MAX(@size, 1), updated_at = @now
         WHERE id = @id AND length_deferred = 1 AND bytes_received <= @size AND status = 'uploading'`),
@@ -292,7 +304,7 @@ export class Ledger {
       this.stmts.bumpCounters.run({ id: uploadId, length: chunk.length, now: chunk.receivedAt });
       return { kind: 'recorded', upload: bumped(upload, chunk.length, chunk.receivedAt) };
     });
-    this.recordExtentTx = db.transaction((uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number, quota: number | undefined): AppendResult => {
+    this.recordExtentTx = db.transaction((uploadId: string, extent: Extent, now: number, quota: number | undefined): AppendResult => {
       const upload = this.getUpload(uploadId);
       if (!upload || upload.status !== 'uploading') return { kind: 'not_writable', upload };
       if (upload.bytesReceived !== extent.offset) return { kind: 'offset_moved', upload };
@@ -302,7 +314,8 @@ export class Ledger {
         const reserved = this.reserved(upload.owner);
         if (reserved + extent.length > quota) return { kind: 'over_quota', reserved };
       }
-      this.stmts.insertExtent.run({ id: uploadId, length: extent.length, sha256: extent.sha256, now });
+      const sha256From = extent.sha256From === extent.offset ? null : extent.sha256From;
+      this.stmts.insertExtent.run({ id: uploadId, length: extent.length, sha256: extent.sha256, sha256From, now });
       this.stmts.bumpCounters.run({ id: uploadId, length: extent.length, now });
       return { kind: 'recorded', upload: bumped(upload, extent.length, now) };
     });
@@ -365,7 +378,7 @@ export class Ledger {
    * moved meanwhile (someone else appended) or the upload stopped accepting bytes. Group-committed
    * like `recordChunk`.
    */
-  recordExtent(uploadId: string, extent: { offset: number; length: number; sha256: string }, now: number, quota?: number): Promise<AppendResult> {
+  recordExtent(uploadId: string, extent: Extent, now: number, quota?: number): Promise<AppendResult> {
     return this.group.run(() => this.recordExtentTx(uploadId, extent, now, quota));
   }
 

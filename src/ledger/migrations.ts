@@ -51,4 +51,9 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE uploads ADD COLUMN parts TEXT;
   CREATE INDEX uploads_finals ON uploads (status) WHERE concat LIKE 'final%';
   `,
+  `
+  -- An append's SHA-256 may cover the file from this byte (0) instead of the extent's own bytes:
+  -- appends that continue the whole-file digest are hashed once. NULL: from offset, as before.
+  ALTER TABLE chunks ADD COLUMN sha256_from INTEGER CHECK (sha256_from >= 0 AND sha256_from <= offset);
+  `,
 ];

@@ -3,6 +3,7 @@ import { writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { BodyHasher } from './hash-worker.js';
+import type { Extent } from '../ledger/ledger.js';
 
 /** Bytes written since the last fdatasync after which another one starts in the background. */
 const BACKGROUND_FLUSH_BYTES = 4 * 1024 * 1024;
@@ -12,8 +13,10 @@ export interface WrittenBody {
   bytes: number;
   /** Where the last segment starts (after the last checkpoint; 0 without checkpoints). */
   segmentStart: number;
-  /** SHA-256 of the last segment's bytes, hex (of all bytes without checkpoints). */
+  /** SHA-256 of the last segment's bytes, hex (of all bytes without checkpoints) - or see `sha256From`. */
   sha256: string;
+  /** The file offset `sha256` starts at: the segment's start, or 0 when the hasher continued the whole-file digest. */
+  sha256From: number;
   /** The hasher's other digests (a client's checksum algorithms), of all bytes. */
   checks: Map<string, Buffer>;
   /** Set when the body did not end normally (client gone, evicted, over `max`); `bytes` still counts. */
@@ -37,7 +40,7 @@ export interface WriteOptions {
    * to `record`, so that a crash mid-body keeps what was already received. The fdatasync runs while
    * later bytes keep arriving; segments are recorded in order, each once its bytes are durable.
    */
-  checkpoint?: { every: number; record: (segment: { offset: number; length: number; sha256: string }) => void | Promise<void> };
+  checkpoint?: { every: number; record: (segment: Extent) => void | Promise<void> };
 }
 
 /**
@@ -92,7 +95,7 @@ export async function writeBody(fh: FileHandle | null, stream: Readable, opts: W
         unflushed = 0;
         checkpoints = checkpoints
           .then(() => ready)
-          .then(([, sha256]) => record({ ...segment, sha256 }))
+          .then(([, d]) => record({ ...segment, sha256: d.sha256, sha256From: d.fromStart ? 0 : segment.offset }))
           .catch((err: unknown) => void (error ??= err));
         segmentStart = bytes;
       } else if (fh && flushing === null && unflushed >= BACKGROUND_FLUSH_BYTES) {
@@ -112,7 +115,8 @@ export async function writeBody(fh: FileHandle | null, stream: Readable, opts: W
   // last fdatasync starts without waiting for one still in flight (it covers every byte written
   // before it starts, whatever the other covers), so the two overlap on the disk.
   const [, , digests] = await Promise.all([flushing, fh?.datasync(), hasher.end(opts.offset + bytes)]);
-  return { bytes, segmentStart, sha256: digests.sha256, checks: digests.checks, overflow, ...(error !== undefined && { error }) };
+  const sha256From = digests.fromStart ? 0 : opts.offset + segmentStart;
+  return { bytes, segmentStart, sha256: digests.sha256, sha256From, checks: digests.checks, overflow, ...(error !== undefined && { error }) };
 }
 
 /** SHA-256 of everything a stream yields. */

@@ -3,9 +3,18 @@ import { Worker } from 'node:worker_threads';
 import { hashWorkerMain, type FromHashWorker, type ToHashWorker } from './hash-worker-main.js';
 
 /** Hashing bodies' bytes: SHA-256 of each segment, and any other algorithms a client asked for. */
-export interface BodyDigests {
-  sha256: string;
+export interface BodyDigests extends SegmentDigest {
   checks: Map<string, Buffer>;
+}
+
+export interface SegmentDigest {
+  sha256: string;
+  /**
+   * True when `sha256` is the digest of the file from byte 0 to the end of the segment rather than
+   * of the segment alone: a job given a `key` continues the whole-file digest kept under it, so
+   * that every byte is hashed once (see {@link HashWorker.job}).
+   */
+  fromStart: boolean;
 }
 
 /**
@@ -15,7 +24,7 @@ export interface BodyDigests {
 export interface BodyHasher {
   /** `piece` was written and ends at byte `end` of the file. */
   update(piece: Buffer, end: number): void;
-  cut(end: number): Promise<string>;
+  cut(end: number): Promise<SegmentDigest>;
   end(end: number): Promise<BodyDigests>;
 }
 
@@ -57,10 +66,18 @@ export class HashWorker {
     private readonly heldIdleMs = DEFAULT_HELD_IDLE_MS,
   ) {}
 
-  /** Starts hashing a body that is being written into `path` from byte `at`. */
-  job(path: string, at: number, algorithms: string[] = []): BodyHasher {
+  /**
+   * Starts hashing a body that is being written into `path` from byte `at`.
+   *
+   * With `key` (appends, which follow each other and never overlap), when the whole-file digest
+   * kept under `key` ends at `at` - or `at` is 0 - the job continues that digest and answers it
+   * (`fromStart`) instead of the segment's own: a byte is then hashed once instead of twice, and
+   * `extend` later takes the job's result instead of reading the bytes back (BENCHMARKS.md item 17).
+   * Otherwise, and without `key`, the answer is the segment's SHA-256.
+   */
+  job(path: string, at: number, algorithms: string[] = [], key?: string): BodyHasher {
     const job = this.nextJob++;
-    this.post({ t: 'open', job, path, at, algorithms });
+    this.post({ t: 'open', job, path, at, algorithms, ...(key !== undefined && { key }) });
     this.openJobs++;
     let posted = at;
     let ended = false;
@@ -72,14 +89,15 @@ export class HashWorker {
       },
       cut: async (end) => {
         posted = end;
-        return (await this.request({ t: 'cut', job, to: end, req: 0 })).sha256 as string;
+        const m = await this.request({ t: 'cut', job, to: end, req: 0 });
+        return { sha256: m.sha256 as string, fromStart: m.fromStart === true };
       },
       end: async (end) => {
         if (ended) throw new Error('hashing job already ended');
         ended = true;
         try {
           const m = await this.request({ t: 'end', job, to: end, req: 0 });
-          return { sha256: m.sha256 as string, checks: new Map(Object.entries(m.checks ?? {}).map(([a, d]) => [a, Buffer.from(d)])) };
+          return { sha256: m.sha256 as string, fromStart: m.fromStart === true, checks: new Map(Object.entries(m.checks ?? {}).map(([a, d]) => [a, Buffer.from(d)])) };
         } finally {
           this.openJobs--;
           this.idle();
@@ -89,18 +107,21 @@ export class HashWorker {
   }
 
   /**
-   * Continues the whole-file digest of `key` (covering [0, from)) with [from, to) of `path`.
-   * Returns false when the thread holds no such digest (it was restarted): start again at 0.
+   * Continues the whole-file digest of `key` (covering [0, from)) with [from, to) of `path`, or
+   * further where an append's job already hashed recorded bytes (up to `recorded`, see `job`).
+   * Returns where the digest ends now, or null when the thread holds no such digest (it was
+   * restarted): start again at 0.
    */
-  async extend(key: string, path: string, from: number, to: number): Promise<boolean> {
+  async extend(key: string, path: string, from: number, to: number, recorded = to): Promise<number | null> {
     const forgets = this.forgets;
     try {
-      const kept = (await this.request({ t: 'extend', key, path, from, to, req: 0 })).lost !== true;
+      const m = await this.request({ t: 'extend', key, path, from, to, recorded, req: 0 });
+      const kept = m.lost !== true;
       // A forget posted meanwhile (after this request) has dropped the digest in the thread: not
       // held then. Any forget counts, so a busy server may undercount until the next extend.
       if (kept && this.forgets === forgets) this.held.add(key);
       else if (!kept) this.held.delete(key);
-      return kept;
+      return kept ? (m.upTo as number) : null;
     } catch (err) {
       this.held.delete(key); // the thread dropped it
       throw err;
@@ -227,8 +248,8 @@ export function inlineHasher(algorithms: string[] = []): BodyHasher {
     cut: async () => {
       const d = sha256.digest('hex');
       sha256 = createHash('sha256');
-      return d;
+      return { sha256: d, fromStart: false };
     },
-    end: async () => ({ sha256: sha256.digest('hex'), checks: new Map([...checks].map(([a, h]) => [a, h.digest()])) }),
+    end: async () => ({ sha256: sha256.digest('hex'), fromStart: false, checks: new Map([...checks].map(([a, h]) => [a, h.digest()])) }),
   };
 }

@@ -108,8 +108,8 @@ export class RunningDigests {
           const end = this.deps.recordedUntil(id, e.upTo);
           if (end <= e.upTo) return;
           const to = Math.min(end, e.upTo + STEP);
-          if (await this.deps.hasher.extend(id, this.deps.pathOf(id), e.upTo, to)) e.upTo = to;
-          else e.upTo = 0; // the hashing thread was restarted and lost the digest
+          // null: the hashing thread was restarted and lost the digest
+          e.upTo = (await this.deps.hasher.extend(id, this.deps.pathOf(id), e.upTo, to, end)) ?? 0;
         }
       } catch (err) {
         e.upTo = 0;

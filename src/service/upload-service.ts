@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../config.js';
 import { SluiceError } from '../errors.js';
-import type { Chunk, Ledger, NewUpload, StoredLocation, Upload } from '../ledger/ledger.js';
+import type { Chunk, Extent, Ledger, NewUpload, StoredLocation, Upload } from '../ledger/ledger.js';
 import type { Download, FileStore } from '../storage/file-store.js';
 import type { StagingArea } from '../storage/staging-area.js';
 import { createGcPacer, type GcPacer } from '../lib/gc-pacer.js';
@@ -478,7 +478,8 @@ export class UploadService {
           max: limit,
           touch: writer.touch,
           received: this.gcPacer,
-          hasher: this.hasherFor(id, req.offset, req.declaredLength, algorithms),
+          // Keyed by the upload: appends continue its whole-file digest, hashing each byte once.
+          hasher: this.hasherFor(id, req.offset, req.declaredLength, algorithms, id),
           // A checksummed body is all or nothing; any other long body is made durable as it goes.
           ...(!req.checksum && {
             checkpoint: {
@@ -503,7 +504,7 @@ export class UploadService {
         }
       }
       if (written.bytes > written.segmentStart) {
-        const extent = { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart, sha256: written.sha256 };
+        const extent = { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart, sha256: written.sha256, sha256From: written.sha256From };
         upload = await this.recordAppended(upload, extent, started);
       }
       if (written.error !== undefined) throw written.error;
@@ -530,7 +531,7 @@ export class UploadService {
   /**
    * Records durable appended bytes as one extent; throws if the upload moved on or closed.
    */
-  private async recordAppended(upload: Upload, extent: { offset: number; length: number; sha256: string }, started: number): Promise<Upload> {
+  private async recordAppended(upload: Upload, extent: Extent, started: number): Promise<Upload> {
     const result = await this.ledger.recordExtent(upload.id, extent, this.now(), this.config.userQuota);
     if (result.kind === 'over_quota') throw this.quotaExceeded(result.reserved, `${extent.length} more bytes`);
     if (result.kind === 'offset_moved') throw new SluiceError('offset_mismatch', 'the upload moved on meanwhile', { offset: result.upload.bytesReceived });
@@ -647,9 +648,9 @@ export class UploadService {
    * known to be small, which is hashed here as it arrives - for 64 KiB the thread's messages cost
    * the event loop more than hashing the bytes does (BENCHMARKS.md item 14).
    */
-  private hasherFor(id: string, offset: number, length: number | undefined, algorithms: string[] = []): BodyHasher {
+  private hasherFor(id: string, offset: number, length: number | undefined, algorithms: string[] = [], key?: string): BodyHasher {
     if (length !== undefined && length <= INLINE_HASH_MAX) return inlineHasher(algorithms);
-    return this.hasher.job(this.staging.pathOf(id), offset, algorithms);
+    return this.hasher.job(this.staging.pathOf(id), offset, algorithms, key);
   }
 
   /**

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { HashWorker, inlineHasher } from '../../src/service/hash-worker.js';
+import { HashWorker, inlineHasher, type SegmentDigest } from '../../src/service/hash-worker.js';
 import { tmpDir } from '../helpers/server.js';
 
 const hex = (alg: string, b: Buffer) => createHash(alg).update(b).digest('hex');
@@ -28,7 +28,7 @@ t.test('a job hashes what was written, read back from the file by the hashing th
   const fd = fs.openSync(file, 'r+');
   t.teardown(() => fs.closeSync(fd));
   const cutAt = 2 * 1024 * 1024 + 17;
-  let cut: Promise<string> | undefined;
+  let cut: Promise<SegmentDigest> | undefined;
   for (let off = 0; off < data.length; off += 65536) {
     const piece = data.subarray(off, off + 65536);
     fs.writeSync(fd, piece, 0, piece.length, at + off);
@@ -36,9 +36,9 @@ t.test('a job hashes what was written, read back from the file by the hashing th
     if (cut === undefined && off + piece.length >= cutAt) cut = job.cut(at + off + piece.length);
   }
   const firstSegment = Math.ceil(cutAt / 65536) * 65536;
-  t.equal(await cut, hex('sha256', data.subarray(0, firstSegment)), 'the segment up to the cut');
+  t.same(await cut, { sha256: hex('sha256', data.subarray(0, firstSegment)), fromStart: false }, 'the segment up to the cut');
   const end = await job.end(at + data.length);
-  t.equal(end.sha256, hex('sha256', data.subarray(firstSegment)), 'the segment after the cut');
+  t.same([end.sha256, end.fromStart], [hex('sha256', data.subarray(firstSegment)), false], 'the segment after the cut');
   t.equal(end.checks.get('sha1')?.toString('hex'), hex('sha1', data), 'other algorithms cover the whole body');
   t.equal(end.checks.get('md5')?.toString('hex'), hex('md5', data));
   await t.rejects(job.end(at + data.length), /already ended/);
@@ -59,20 +59,81 @@ t.test('whole-file digests continue across requests, start over at 0 and are los
   const { file, data } = await randomFile(t, 3_000_000);
   const w = new HashWorker(50, 100);
   t.teardown(() => w.close());
-  t.equal(await w.extend('k', file, 0, 1_000_000), true);
-  t.equal(await w.extend('k', file, 1_000_000, 3_000_000), true);
+  t.equal(await w.extend('k', file, 0, 1_000_000), 1_000_000);
+  t.equal(await w.extend('k', file, 1_000_000, 3_000_000), 3_000_000);
   t.same(await w.digest('k'), { upTo: 3_000_000, sha256: hex('sha256', data) });
-  t.equal(await w.extend('k', file, 5, 10), false, 'a digest that does not end where asked is reported lost');
-  t.equal(await w.extend('k', file, 0, 10), true, 'from 0 starts over');
+  t.equal(await w.extend('k', file, 5, 10), null, 'a digest that does not end where asked is reported lost');
+  t.equal(await w.extend('k', file, 0, 10), 10, 'from 0 starts over');
   t.same(await w.digest('k'), { upTo: 10, sha256: hex('sha256', data.subarray(0, 10)) });
   // Idle for longer than the idle time with digests held: the thread stops and they go with it.
   await new Promise((r) => setTimeout(r, 400));
   t.equal(w.running, false, 'the thread stopped');
   t.same(await w.digest('k'), { upTo: 0 });
-  t.equal(await w.extend('k', file, 10, 20), false);
+  t.equal(await w.extend('k', file, 10, 20), null);
   // Closed for good (shutdown): nothing starts the thread again.
   await w.close();
   await t.rejects(w.digest('k'), /closed/);
+});
+
+/** Writes `data` into `file` at `at` as a body would, through a job of `w`, cutting at `cutAt` bytes. */
+async function writeThrough(w: HashWorker, file: string, at: number, data: Buffer, key: string, cutAt?: number) {
+  const job = w.job(file, at, [], key);
+  const fd = fs.openSync(file, 'r+');
+  let cut: Promise<SegmentDigest> | undefined;
+  try {
+    for (let off = 0; off < data.length; off += 65536) {
+      const piece = data.subarray(off, off + 65536);
+      fs.writeSync(fd, piece, 0, piece.length, at + off);
+      job.update(piece, at + off + piece.length);
+      if (cutAt !== undefined && cut === undefined && off + piece.length >= cutAt) cut = job.cut(at + off + piece.length);
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return { cut: await cut, end: await job.end(at + data.length) };
+}
+
+t.test('an append that continues the whole-file digest hashes each byte once and hands its result to extend', async (t) => {
+  const { file, data } = await randomFile(t, 3 * 1024 * 1024);
+  const w = new HashWorker();
+  t.teardown(() => w.close());
+  const mib = 1024 * 1024;
+
+  const first = await writeThrough(w, file, 0, data.subarray(0, mib), 'k');
+  t.same([first.end.sha256, first.end.fromStart], [hex('sha256', data.subarray(0, mib)), true], 'from byte 0: the whole-file digest so far');
+  t.equal(await w.extend('k', file, 0, mib), mib);
+  const second = await writeThrough(w, file, mib, data.subarray(mib), 'k', mib);
+  t.same(second.cut, { sha256: hex('sha256', data.subarray(0, 2 * mib)), fromStart: true }, 'a cut answers the digest of [0, cut)');
+  t.same([second.end.sha256, second.end.fromStart], [hex('sha256', data), true], 'the end answers the digest of [0, end)');
+  // The bytes change on disk after the job hashed them: extend takes the job's digests, so it does
+  // not see the change (recorded bytes never change; this only shows that nothing was read again).
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.alloc(2 * mib), 0, 2 * mib, mib);
+  fs.closeSync(fd);
+  t.equal(await w.extend('k', file, mib, 2 * mib), 2 * mib, 'the snapshot at the cut');
+  t.equal(await w.extend('k', file, 2 * mib, 2 * mib + 1000, 3 * mib), 3 * mib, 'a snapshot past `to` is taken when the bytes up to it are recorded');
+  t.same(await w.digest('k'), { upTo: 3 * mib, sha256: hex('sha256', data) }, 'the digest was continued from the snapshots');
+
+  // A job that does not start where the kept digest ends hashes its segment alone.
+  const apart = await writeThrough(w, file, 5, data.subarray(0, 100_000), 'k');
+  t.same([apart.end.sha256, apart.end.fromStart], [hex('sha256', data.subarray(0, 100_000)), false]);
+});
+
+t.test('bytes a continuing job hashed but that were never recorded are not taken: the next job over them replaces them', async (t) => {
+  const { file } = await randomFile(t, 1024 * 1024);
+  const w = new HashWorker();
+  t.teardown(() => w.close());
+  const a = randomBytes(300_000);
+  const b = randomBytes(300_000);
+  await writeThrough(w, file, 0, a, 'u'); // cut short or refused: never recorded, never extended
+  const again = await writeThrough(w, file, 0, b, 'u');
+  t.same([again.end.sha256, again.end.fromStart], [hex('sha256', b), true]);
+  t.equal(await w.extend('u', file, 0, b.length), b.length);
+  t.same(await w.digest('u'), { upTo: b.length, sha256: hex('sha256', b) }, 'the digest covers the bytes recorded, not the earlier ones');
+  // forget drops what a job left as well: a new digest of the key starts from the file.
+  w.forget('u');
+  t.equal(await w.extend('u', file, 0, 1000), 1000);
+  t.same(await w.digest('u'), { upTo: 1000, sha256: hex('sha256', fs.readFileSync(file).subarray(0, 1000)) });
 });
 
 t.test('a thread holding digests outlasts a short pause; once they are forgotten it stops after the short idle time', async (t) => {
@@ -87,11 +148,11 @@ t.test('a thread holding digests outlasts a short pause; once they are forgotten
   t.equal(w.running, false, 'an idle thread without digests stops');
 
   // A digest held: a pause ten times the short idle time keeps the thread and the digest.
-  t.equal(await w.extend('a', file, 0, 1_000_000), true);
-  t.equal(await w.extend('b', file, 0, 500_000), true);
+  t.equal(await w.extend('a', file, 0, 1_000_000), 1_000_000);
+  t.equal(await w.extend('b', file, 0, 500_000), 500_000);
   await pause();
   t.equal(w.running, true, 'the thread is still up');
-  t.equal(await w.extend('a', file, 1_000_000, 2_000_000), true, 'the digest continues where it was');
+  t.equal(await w.extend('a', file, 1_000_000, 2_000_000), 2_000_000, 'the digest continues where it was');
   t.same(await w.digest('a'), { upTo: 2_000_000, sha256: hex('sha256', data) });
 
   // One of two forgotten: still held. Both forgotten: back to the short idle time.
@@ -107,7 +168,7 @@ t.test('a thread holding digests outlasts a short pause; once they are forgotten
   // Forgotten while its extend was on the way: not counted as held, so the thread still stops.
   const extending = w.extend('c', file, 0, 1_000_000);
   w.forget('c');
-  t.equal(await extending, true);
+  t.equal(await extending, 1_000_000);
   await pause();
   t.equal(w.running, false, 'a digest forgotten mid-request does not keep the thread');
 });
@@ -116,7 +177,7 @@ t.test('the inline hasher gives the same answers on the calling thread', async (
   const data = randomBytes(200_000);
   const h = inlineHasher(['sha1']);
   h.update(data.subarray(0, 70_000), 70_000);
-  t.equal(await h.cut(70_000), hex('sha256', data.subarray(0, 70_000)));
+  t.same(await h.cut(70_000), { sha256: hex('sha256', data.subarray(0, 70_000)), fromStart: false });
   h.update(data.subarray(70_000), 200_000);
   const end = await h.end(200_000);
   t.equal(end.sha256, hex('sha256', data.subarray(70_000)));

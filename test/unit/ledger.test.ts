@@ -22,7 +22,7 @@ t.test('schema: WAL, synchronous FULL, migrations versioned', async (t) => {
   const { db } = await ledger(t);
   t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
   t.equal(db.pragma('synchronous', { simple: true }), 2, 'FULL');
-  t.equal(db.pragma('user_version', { simple: true }), 2);
+  t.equal(db.pragma('user_version', { simple: true }), 3);
 });
 
 t.test('recordChunk: recorded, duplicate, conflict; counters move once', async (t) => {
@@ -109,15 +109,32 @@ t.test('appends to uploads without a length count against the quota inside the t
   // Both asked for in one turn, so both were admitted by the request's own check: the ledger lets
   // only one past the quota of 100.
   const [a, b] = await Promise.all([
-    l.recordExtent('d1', { offset: 0, length: 50, sha256: 'x' }, 2000, 100),
-    l.recordExtent('d2', { offset: 0, length: 50, sha256: 'y' }, 2000, 100),
+    l.recordExtent('d1', { offset: 0, length: 50, sha256: 'x', sha256From: 0 }, 2000, 100),
+    l.recordExtent('d2', { offset: 0, length: 50, sha256: 'y', sha256From: 0 }, 2000, 100),
   ]);
   t.same([a.kind, b.kind, b.kind === 'over_quota' && b.reserved], ['recorded', 'over_quota', 75]);
   t.equal(l.getUpload('d2')?.bytesReceived, 0, 'the refused bytes are not counted');
   t.equal(l.reserved('alice'), 75);
-  t.equal((await l.recordExtent('d2', { offset: 0, length: 25, sha256: 'y' }, 2000, 100)).kind, 'recorded', 'exactly up to the quota');
+  t.equal((await l.recordExtent('d2', { offset: 0, length: 25, sha256: 'y', sha256From: 0 }, 2000, 100)).kind, 'recorded', 'exactly up to the quota');
   t.same(l.setLength('d1', 51, 3000, 100), { kind: 'over_quota', reserved: 100 }, 'a length one byte more than it holds');
   t.same(l.setLength('d1', 50, 3000, 100), { kind: 'set' });
   t.same(l.setLength('d1', 50, 3000, 100), { kind: 'unchanged' }, 'a length is set once');
   t.equal(l.reserved('alice'), 100);
+});
+
+t.test('an extent records where its SHA-256 starts when that is not its own offset', async (t) => {
+  const { l, db } = await ledger(t);
+  l.createUpload({
+    id: 'e1', owner: 'bob', protocol: 'tus', fileName: 'e1', contentType: 'application/octet-stream', metadata: {},
+    size: 30, chunkSize: 30, totalChunks: 1, expectedSha256: null, createdAt: 1000, expiresAt: 5000,
+  });
+  await l.recordExtent('e1', { offset: 0, length: 10, sha256: 'a', sha256From: 0 }, 2000);
+  await l.recordExtent('e1', { offset: 10, length: 10, sha256: 'b', sha256From: 0 }, 2000);
+  await l.recordExtent('e1', { offset: 20, length: 10, sha256: 'c', sha256From: 20 }, 2000);
+  t.same(db.prepare('SELECT offset, sha256, sha256_from FROM chunks WHERE upload_id = ? ORDER BY idx').all('e1'), [
+    { offset: 0, sha256: 'a', sha256_from: null },
+    { offset: 10, sha256: 'b', sha256_from: 0 },
+    { offset: 20, sha256: 'c', sha256_from: null },
+  ], 'NULL: the extent\'s own bytes; 0: the file from its first byte');
+  await t.rejects(l.recordExtent('e1', { offset: 30, length: 0, sha256: 'd', sha256From: 31 }, 2000), /CHECK/, 'a start after the offset is refused');
 });
