@@ -249,7 +249,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     maxRssBytes: read('OVERLOAD_MAX_RSS', 0, (r) => (r.trim() === '0' ? 0 : bytes(r)), 'a byte size (e.g. 512MiB) or 0'),
   };
   const memoryProfile = read<MemoryProfile>('MEMORY_PROFILE', 'small', (r) => (r === 'small' || r === 'fast' ? r : undefined), 'small or fast');
-  const gcEveryBytes = read('GC_EVERY', 1024 * 1024, (r) => (r.trim() === '0' ? 0 : bytes(r)), 'a byte size (e.g. 1MiB) or 0');
+  const gcEveryBytes = read('GC_EVERY', 4 * 1024 * 1024, (r) => (r.trim() === '0' ? 0 : bytes(r)), 'a byte size (e.g. 1MiB) or 0');
   const headersTimeoutMs = read('HEADERS_TIMEOUT', 20_000, duration, 'a duration (e.g. 20s)');
   const backend = read('STORAGE_BACKEND', 'local', (r) => (r === 'local' || r === 's3' ? r : undefined), 'a storage backend (local or s3)');
   let storage: StorageConfig = { backend: 'local' };

@@ -53,7 +53,7 @@ t.test('loadConfig: every bad value is reported at once', async (t) => {
 
 t.test('loadConfig: memory profile and GC pacing', async (t) => {
   const d = loadConfig({});
-  t.same([d.memoryProfile, d.gcEveryBytes], ['small', 1024 ** 2], 'small footprint and pacing by default');
+  t.same([d.memoryProfile, d.gcEveryBytes], ['small', 4 * 1024 ** 2], 'small footprint and pacing by default');
   const c = loadConfig({ MEMORY_PROFILE: 'fast', GC_EVERY: '0' });
   t.same([c.memoryProfile, c.gcEveryBytes], ['fast', 0]);
   t.equal(loadConfig({ GC_EVERY: '8MiB' }).gcEveryBytes, 8 * 1024 ** 2);
