@@ -6,10 +6,11 @@ import type * as WorkerThreads from 'node:worker_threads';
 export type ToHashWorker =
   /**
    * Start hashing a body being written into `path` at `at`, with SHA-256 and `algorithms`. With
-   * `key`, and when the whole-file digest kept under `key` ends at `at` (or `at` is 0), the job
-   * continues that digest instead of hashing its segment on its own: see `fromStart`.
+   * `whole`, and when the whole-file digest kept under `whole.key` ends at `at` (or `at` is 0), the
+   * job also continues a copy of that digest from the same reads; without `whole.segment` it then
+   * answers that digest (`fromStart`) instead of hashing the segment on its own.
    */
-  | { t: 'open'; job: number; path: string; at: number; algorithms: string[]; key?: string }
+  | { t: 'open'; job: number; path: string; at: number; algorithms: string[]; whole?: { key: string; segment: boolean } }
   /** The body's bytes up to file offset `to` are written: hash them. */
   | { t: 'read'; job: number; to: number }
   /** Hash up to `to`, answer the SHA-256 of the segment since the last cut, start a new segment. */
@@ -21,6 +22,10 @@ export type ToHashWorker =
    * `path` - or further, up to `recorded`, where a job's snapshot reaches (answered in `upTo`).
    */
   | { t: 'extend'; key: string; path: string; from: number; to: number; recorded: number; req: number }
+  /** The job's bytes up to `end` were recorded: its digest of [0, end) may continue the kept one. */
+  | { t: 'confirm'; job: number; end: number }
+  /** Nothing more of the job will be recorded: drop what it left unconfirmed. */
+  | { t: 'settle'; job: number }
   /** The whole-file SHA-256 kept under `key`, and how many bytes it covers. */
   | { t: 'digest'; key: string; req: number }
   | { t: 'forget'; key: string };
@@ -53,30 +58,27 @@ export function hashWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs, crypto: 
   const PIECE = 1024 * 1024;
   let buf: Buffer | null = null;
 
-  /**
-   * A job that continues a whole-file digest leaves a snapshot of it at every cut and at its end.
-   * They wait here until the main thread has recorded those bytes and asks to `extend` the digest
-   * over them: then the snapshot is taken instead of reading and hashing the bytes a second time.
-   */
-  interface Chain {
-    /** The kept digest's `upTo` when the job started. */
-    from: number;
-    /** Digest of [0, end), by end. */
-    snaps: Map<number, Crypto.Hash>;
-  }
   interface Job {
     fd: number | null;
     pos: number;
-    /** The segment's SHA-256 - or, with `chain`, the whole file's from byte 0. */
-    sha256: Crypto.Hash;
+    /** The segment's SHA-256; null when only the whole-file digest is wanted. */
+    sha256: Crypto.Hash | null;
+    /** The whole-file digest continued by this job (covers [0, pos)), if it could be. */
+    whole: Crypto.Hash | null;
     checks: Map<string, Crypto.Hash>;
     error: string | null;
-    chain: Chain | null;
-    key: string | undefined;
   }
   const jobs = new Map<number, Job>();
   const running = new Map<string, { hash: Crypto.Hash; upTo: number }>();
-  const chains = new Map<string, Chain>();
+  /**
+   * A job that continues a whole-file digest leaves a copy of it at every cut and at its end, here
+   * by job, until the main thread says those bytes are recorded (`confirm`) or will not be
+   * (`settle`). Only confirmed ones move to `confirmed`, by key, where `extend` takes them instead
+   * of reading the bytes back and hashing them a second time. Recorded bytes never change, so a
+   * confirmed digest stays the digest of the file's [0, end).
+   */
+  const awaiting = new Map<number, { key: string; snaps: Map<number, Crypto.Hash> }>();
+  const confirmed = new Map<string, Map<number, Crypto.Hash>>();
 
   /** Reads [from, to) of fd and feeds it to `hashes`. */
   const hashRange = (fd: number, from: number, to: number, hashes: Crypto.Hash[]): void => {
@@ -92,7 +94,10 @@ export function hashWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs, crypto: 
   const advance = (job: Job, to: number): void => {
     if (job.error !== null || job.fd === null || to <= job.pos) return;
     try {
-      hashRange(job.fd, job.pos, to, [job.sha256, ...job.checks.values()]);
+      const hashes = [...job.checks.values()];
+      if (job.sha256) hashes.push(job.sha256);
+      if (job.whole) hashes.push(job.whole);
+      hashRange(job.fd, job.pos, to, hashes);
       job.pos = to;
     } catch (err) {
       job.error = String(err);
@@ -107,18 +112,14 @@ export function hashWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs, crypto: 
   port.on('message', (m: ToHashWorker) => {
     switch (m.t) {
       case 'open': {
-        const job: Job = { fd: null, pos: m.at, sha256: crypto.createHash('sha256'), checks: new Map(), error: null, chain: null, key: m.key };
-        if (m.key !== undefined) {
-          // Whatever an earlier job of this key left is stale now: its bytes are recorded and
-          // taken over already, or they never will be (this job writes over them).
-          chains.delete(m.key);
-          const kept = running.get(m.key);
-          if (m.at === 0 || kept?.upTo === m.at) {
-            if (m.at > 0) job.sha256 = (kept as { hash: Crypto.Hash }).hash.copy();
-            job.chain = { from: m.at, snaps: new Map() };
-            chains.set(m.key, job.chain);
-          }
+        const job: Job = { fd: null, pos: m.at, sha256: null, whole: null, checks: new Map(), error: null };
+        if (m.whole) {
+          const kept = running.get(m.whole.key);
+          if (m.at === 0) job.whole = crypto.createHash('sha256');
+          else if (kept?.upTo === m.at) job.whole = kept.hash.copy();
+          if (job.whole) awaiting.set(m.job, { key: m.whole.key, snaps: new Map() });
         }
+        if (!job.whole || m.whole?.segment) job.sha256 = crypto.createHash('sha256');
         try {
           for (const a of m.algorithms) job.checks.set(a, crypto.createHash(a));
           job.fd = fs.openSync(m.path, 'r');
@@ -143,40 +144,51 @@ export function hashWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs, crypto: 
           close(job);
         }
         if (job.error !== null) return answer({ req: m.req, error: job.error });
+        const left = awaiting.get(m.job);
+        if (job.whole && left) left.snaps.set(job.pos, job.whole.copy());
         let sha256: string;
-        const fromStart = job.chain !== null;
-        if (job.chain) {
-          sha256 = job.sha256.copy().digest('hex');
-          // Only while no later job of the key has started (that one made this chain stale).
-          if (chains.get(job.key as string) === job.chain) job.chain.snaps.set(job.pos, m.t === 'end' ? job.sha256 : job.sha256.copy());
-        } else {
+        const fromStart = job.sha256 === null;
+        if (job.sha256) {
           sha256 = job.sha256.digest('hex');
           job.sha256 = crypto.createHash('sha256');
+        } else {
+          sha256 = (job.whole as Crypto.Hash).copy().digest('hex');
         }
         if (m.t === 'cut') return answer({ req: m.req, sha256, fromStart });
         const checks: Record<string, Uint8Array> = {};
         for (const [a, h] of job.checks) checks[a] = h.digest();
         return answer({ req: m.req, sha256, checks, fromStart });
       }
+      case 'confirm': {
+        const left = awaiting.get(m.job);
+        const snap = left?.snaps.get(m.end);
+        if (!left || !snap) return;
+        let mine = confirmed.get(left.key);
+        if (!mine) confirmed.set(left.key, (mine = new Map()));
+        mine.set(m.end, snap);
+        for (const end of left.snaps.keys()) if (end <= m.end) left.snaps.delete(end);
+        return;
+      }
+      case 'settle':
+        awaiting.delete(m.job);
+        return;
       case 'extend': {
         // From 0 is a fresh start, whatever was kept before.
         if (m.from === 0) running.set(m.key, { hash: crypto.createHash('sha256'), upTo: 0 });
         const e = running.get(m.key);
         if (!e || e.upTo !== m.from) return answer({ req: m.req, lost: true });
-        // Bytes a job of this key hashed on their way in: take its snapshot at the furthest end
-        // it reached among the recorded bytes (segments end where pieces ended, not on `to`).
-        // A key's appends never run at once and recorded bytes never change, so the snapshot
-        // hashed exactly these bytes.
-        const chain = chains.get(m.key);
-        if (chain && chain.from === e.upTo) {
+        // Bytes a job hashed on their way in and that were recorded since: take its digest at the
+        // furthest end among the recorded bytes (a segment ends where a piece ended, not on `to`).
+        const mine = confirmed.get(m.key);
+        if (mine) {
           let best = -1;
-          for (const end of chain.snaps.keys()) if (end > e.upTo && end <= m.recorded && end > best) best = end;
+          for (const end of mine.keys()) if (end > e.upTo && end <= m.recorded && end > best) best = end;
           if (best > 0) {
-            e.hash = chain.snaps.get(best) as Crypto.Hash;
+            e.hash = mine.get(best) as Crypto.Hash;
             e.upTo = best;
-            chain.from = best;
-            for (const end of chain.snaps.keys()) if (end <= best) chain.snaps.delete(end);
           }
+          for (const end of mine.keys()) if (end <= e.upTo) mine.delete(end);
+          if (mine.size === 0) confirmed.delete(m.key);
         }
         if (e.upTo >= m.to) return answer({ req: m.req, upTo: e.upTo });
         let fd: number | null = null;
@@ -199,7 +211,8 @@ export function hashWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs, crypto: 
       }
       case 'forget':
         running.delete(m.key);
-        chains.delete(m.key);
+        confirmed.delete(m.key);
+        for (const [job, left] of awaiting) if (left.key === m.key) awaiting.delete(job);
         return;
     }
   });

@@ -26,6 +26,10 @@ export interface BodyHasher {
   update(piece: Buffer, end: number): void;
   cut(end: number): Promise<SegmentDigest>;
   end(end: number): Promise<BodyDigests>;
+  /** The body's bytes up to `end` (a cut or the end) were recorded in the ledger. */
+  recorded(end: number): void;
+  /** Nothing more of the body will be recorded (called once, after `end`, whatever happened). */
+  settle(): void;
 }
 
 /** The main thread tells the hashing thread about written bytes at most this often. */
@@ -69,15 +73,16 @@ export class HashWorker {
   /**
    * Starts hashing a body that is being written into `path` from byte `at`.
    *
-   * With `key` (appends, which follow each other and never overlap), when the whole-file digest
-   * kept under `key` ends at `at` - or `at` is 0 - the job continues that digest and answers it
-   * (`fromStart`) instead of the segment's own: a byte is then hashed once instead of twice, and
-   * `extend` later takes the job's result instead of reading the bytes back (BENCHMARKS.md item 17).
-   * Otherwise, and without `key`, the answer is the segment's SHA-256.
+   * With `whole`, when the whole-file digest kept under `whole.key` ends at `at` - or `at` is 0 -
+   * the job continues a copy of it from the same reads, and once the body's bytes are `recorded`,
+   * `extend` takes that copy instead of reading them back (BENCHMARKS.md item 17). Without
+   * `whole.segment` (appends, whose segments are recorded with the whole-file digest instead) the
+   * job then hashes each byte once, and answers the digest of [0, end) (`fromStart`); otherwise,
+   * and without `whole`, it answers the segment's own SHA-256.
    */
-  job(path: string, at: number, algorithms: string[] = [], key?: string): BodyHasher {
+  job(path: string, at: number, algorithms: string[] = [], whole?: { key: string; segment: boolean }): BodyHasher {
     const job = this.nextJob++;
-    this.post({ t: 'open', job, path, at, algorithms, ...(key !== undefined && { key }) });
+    this.post({ t: 'open', job, path, at, algorithms, ...(whole && { whole }) });
     this.openJobs++;
     let posted = at;
     let ended = false;
@@ -102,6 +107,12 @@ export class HashWorker {
           this.openJobs--;
           this.idle();
         }
+      },
+      recorded: (end) => {
+        if (whole && this.worker) this.post({ t: 'confirm', job, end });
+      },
+      settle: () => {
+        if (whole && this.worker) this.post({ t: 'settle', job });
       },
     };
   }
@@ -251,5 +262,7 @@ export function inlineHasher(algorithms: string[] = []): BodyHasher {
       return { sha256: d, fromStart: false };
     },
     end: async () => ({ sha256: sha256.digest('hex'), fromStart: false, checks: new Map([...checks].map(([a, h]) => [a, h.digest()])) }),
+    recorded: () => {},
+    settle: () => {},
   };
 }

@@ -241,6 +241,8 @@ export class UploadService {
     const writer = await this.inFlight.acquire(`${id}:${span.index}`, () =>
       body.stream.destroy(new SluiceError('chunk_in_progress', 'taken over by a newer request for the same chunk')),
     );
+    // The body's hasher is told, whatever happens, that nothing more of it will be recorded.
+    let settle = (): void => {};
     try {
       const existing = this.ledger.getChunk(id, span.index);
       if (existing && body.sha256 !== undefined && body.sha256 !== existing.sha256) {
@@ -250,10 +252,13 @@ export class UploadService {
       }
       // A recorded chunk is only hashed (to tell a retry from a conflict), never rewritten.
       const file = existing ? null : await this.staging.openForWrite(id);
-      const hasher = file ? this.hasherFor(id, span.offset, span.length) : inlineHasher();
+      // The chunk's own SHA-256 is checked and recorded; a chunk that continues the whole-file
+      // digest also feeds it from the same reads.
+      const chunkHasher = file ? this.hasherFor(id, span.offset, span.length, [], { key: id, segment: true }) : inlineHasher();
+      settle = () => chunkHasher.settle();
       let written;
       try {
-        written = await writeBody(file?.fh ?? null, body.stream, { offset: span.offset, max: span.length, touch: writer.touch, received: this.gcPacer, hasher });
+        written = await writeBody(file?.fh ?? null, body.stream, { offset: span.offset, max: span.length, touch: writer.touch, received: this.gcPacer, hasher: chunkHasher });
       } finally {
         file?.release();
       }
@@ -275,6 +280,7 @@ export class UploadService {
       const result = await this.ledger.recordChunk(id, chunk);
       switch (result.kind) {
         case 'recorded':
+          chunkHasher.recorded(span.offset + span.length);
           this.digests.recorded(id);
           this.emit({ type: 'received', protocol: 'native', bytes: span.length, seconds: (this.now() - started) / 1000 });
           return { chunk, upload: result.upload, created: true };
@@ -286,6 +292,7 @@ export class UploadService {
           throw notWritable(result.upload ?? upload);
       }
     } finally {
+      settle();
       writer.release();
     }
   }
@@ -451,6 +458,8 @@ export class UploadService {
       0,
       () => req.stream.destroyed || req.stream.readableEnded,
     );
+    // The body's hasher is told, whatever happens, that nothing more of it will be recorded.
+    let settle = (): void => {};
     try {
       // Read again: a request that was just taken over may have recorded its durable bytes.
       upload = this.ledger.getUpload(id) as Upload;
@@ -471,6 +480,10 @@ export class UploadService {
       if (req.declaredLength !== undefined && req.declaredLength > limit) throw tooMuch(`the body (${req.declaredLength} bytes)`);
       const algorithms = req.checksum ? ('trailer' in req.checksum ? TRAILER_ALGORITHMS : [req.checksum.algorithm]) : [];
       const file = await this.staging.openForWrite(id);
+      // Keyed by the upload: appends continue its whole-file digest, hashing each byte once; the
+      // extents are recorded with that digest (of [0, end)) instead of their own.
+      const appendHasher = this.hasherFor(id, req.offset, req.declaredLength, algorithms, { key: id, segment: false });
+      settle = () => appendHasher.settle();
       let written;
       try {
         written = await writeBody(file.fh, req.stream, {
@@ -478,14 +491,13 @@ export class UploadService {
           max: limit,
           touch: writer.touch,
           received: this.gcPacer,
-          // Keyed by the upload: appends continue its whole-file digest, hashing each byte once.
-          hasher: this.hasherFor(id, req.offset, req.declaredLength, algorithms, id),
+          hasher: appendHasher,
           // A checksummed body is all or nothing; any other long body is made durable as it goes.
           ...(!req.checksum && {
             checkpoint: {
               every: APPEND_CHECKPOINT_BYTES,
               record: async (segment) => {
-                upload = await this.recordAppended(upload, segment, started);
+                upload = await this.recordAppended(upload, segment, started, appendHasher);
               },
             },
           }),
@@ -505,11 +517,12 @@ export class UploadService {
       }
       if (written.bytes > written.segmentStart) {
         const extent = { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart, sha256: written.sha256, sha256From: written.sha256From };
-        upload = await this.recordAppended(upload, extent, started);
+        upload = await this.recordAppended(upload, extent, started, appendHasher);
       }
       if (written.error !== undefined) throw written.error;
       if (written.overflow) throw tooMuch('the body');
     } finally {
+      settle();
       writer.release();
     }
     if (req.complete) {
@@ -531,11 +544,12 @@ export class UploadService {
   /**
    * Records durable appended bytes as one extent; throws if the upload moved on or closed.
    */
-  private async recordAppended(upload: Upload, extent: Extent, started: number): Promise<Upload> {
+  private async recordAppended(upload: Upload, extent: Extent, started: number, hasher: BodyHasher): Promise<Upload> {
     const result = await this.ledger.recordExtent(upload.id, extent, this.now(), this.config.userQuota);
     if (result.kind === 'over_quota') throw this.quotaExceeded(result.reserved, `${extent.length} more bytes`);
     if (result.kind === 'offset_moved') throw new SluiceError('offset_mismatch', 'the upload moved on meanwhile', { offset: result.upload.bytesReceived });
     if (result.kind === 'not_writable') throw notWritable(result.upload ?? upload);
+    hasher.recorded(extent.offset + extent.length);
     this.digests.recorded(upload.id);
     this.emit({ type: 'received', protocol: 'tus', bytes: extent.length, seconds: (this.now() - started) / 1000 });
     return result.upload;
@@ -648,9 +662,9 @@ export class UploadService {
    * known to be small, which is hashed here as it arrives - for 64 KiB the thread's messages cost
    * the event loop more than hashing the bytes does (BENCHMARKS.md item 14).
    */
-  private hasherFor(id: string, offset: number, length: number | undefined, algorithms: string[] = [], key?: string): BodyHasher {
+  private hasherFor(id: string, offset: number, length: number | undefined, algorithms: string[], whole: { key: string; segment: boolean }): BodyHasher {
     if (length !== undefined && length <= INLINE_HASH_MAX) return inlineHasher(algorithms);
-    return this.hasher.job(this.staging.pathOf(id), offset, algorithms, key);
+    return this.hasher.job(this.staging.pathOf(id), offset, algorithms, whole);
   }
 
   /**

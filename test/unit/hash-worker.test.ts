@@ -75,22 +75,40 @@ t.test('whole-file digests continue across requests, start over at 0 and are los
   await t.rejects(w.digest('k'), /closed/);
 });
 
-/** Writes `data` into `file` at `at` as a body would, through a job of `w`, cutting at `cutAt` bytes. */
-async function writeThrough(w: HashWorker, file: string, at: number, data: Buffer, key: string, cutAt?: number) {
-  const job = w.job(file, at, [], key);
+/**
+ * Writes `data` into `file` at `at` as a body would, through a job of `w` that continues the
+ * whole-file digest of `key` (with the segment's own digest too when `segment`), cutting once at
+ * `cutAt` bytes. `record` says which ends (cut, end) are reported recorded.
+ */
+async function writeThrough(w: HashWorker, file: string, at: number, data: Buffer, key: string, opts: { segment?: boolean; cutAt?: number; record?: boolean } = {}) {
+  const job = w.job(file, at, [], { key, segment: opts.segment ?? false });
   const fd = fs.openSync(file, 'r+');
   let cut: Promise<SegmentDigest> | undefined;
+  let cutEnd = 0;
   try {
     for (let off = 0; off < data.length; off += 65536) {
       const piece = data.subarray(off, off + 65536);
       fs.writeSync(fd, piece, 0, piece.length, at + off);
       job.update(piece, at + off + piece.length);
-      if (cutAt !== undefined && cut === undefined && off + piece.length >= cutAt) cut = job.cut(at + off + piece.length);
+      if (opts.cutAt !== undefined && cut === undefined && off + piece.length >= opts.cutAt) cut = job.cut((cutEnd = at + off + piece.length));
     }
   } finally {
     fs.closeSync(fd);
   }
-  return { cut: await cut, end: await job.end(at + data.length) };
+  const result = { cut: await cut, end: await job.end(at + data.length) };
+  if (opts.record !== false) {
+    if (cut) job.recorded(cutEnd);
+    job.recorded(at + data.length);
+  }
+  job.settle();
+  return result;
+}
+
+/** Overwrites [at, at + length) of `file` with zeros. */
+function zero(file: string, at: number, length: number): void {
+  const fd = fs.openSync(file, 'r+');
+  fs.writeSync(fd, Buffer.alloc(length), 0, length, at);
+  fs.closeSync(fd);
 }
 
 t.test('an append that continues the whole-file digest hashes each byte once and hands its result to extend', async (t) => {
@@ -102,38 +120,55 @@ t.test('an append that continues the whole-file digest hashes each byte once and
   const first = await writeThrough(w, file, 0, data.subarray(0, mib), 'k');
   t.same([first.end.sha256, first.end.fromStart], [hex('sha256', data.subarray(0, mib)), true], 'from byte 0: the whole-file digest so far');
   t.equal(await w.extend('k', file, 0, mib), mib);
-  const second = await writeThrough(w, file, mib, data.subarray(mib), 'k', mib);
+  const second = await writeThrough(w, file, mib, data.subarray(mib), 'k', { cutAt: mib });
   t.same(second.cut, { sha256: hex('sha256', data.subarray(0, 2 * mib)), fromStart: true }, 'a cut answers the digest of [0, cut)');
   t.same([second.end.sha256, second.end.fromStart], [hex('sha256', data), true], 'the end answers the digest of [0, end)');
   // The bytes change on disk after the job hashed them: extend takes the job's digests, so it does
   // not see the change (recorded bytes never change; this only shows that nothing was read again).
-  const fd = fs.openSync(file, 'r+');
-  fs.writeSync(fd, Buffer.alloc(2 * mib), 0, 2 * mib, mib);
-  fs.closeSync(fd);
-  t.equal(await w.extend('k', file, mib, 2 * mib), 2 * mib, 'the snapshot at the cut');
-  t.equal(await w.extend('k', file, 2 * mib, 2 * mib + 1000, 3 * mib), 3 * mib, 'a snapshot past `to` is taken when the bytes up to it are recorded');
-  t.same(await w.digest('k'), { upTo: 3 * mib, sha256: hex('sha256', data) }, 'the digest was continued from the snapshots');
+  zero(file, mib, 2 * mib);
+  t.equal(await w.extend('k', file, mib, 2 * mib), 2 * mib, 'the digest at the cut');
+  t.equal(await w.extend('k', file, 2 * mib, 2 * mib + 1000, 3 * mib), 3 * mib, 'a digest past `to` is taken when the bytes up to it are recorded');
+  t.same(await w.digest('k'), { upTo: 3 * mib, sha256: hex('sha256', data) }, 'the digest was continued from the job\'s');
 
   // A job that does not start where the kept digest ends hashes its segment alone.
   const apart = await writeThrough(w, file, 5, data.subarray(0, 100_000), 'k');
   t.same([apart.end.sha256, apart.end.fromStart], [hex('sha256', data.subarray(0, 100_000)), false]);
 });
 
-t.test('bytes a continuing job hashed but that were never recorded are not taken: the next job over them replaces them', async (t) => {
+t.test('a chunk that continues the whole-file digest answers its own SHA-256 and feeds the digest from the same reads', async (t) => {
+  const { file, data } = await randomFile(t, 2 * 1024 * 1024);
+  const w = new HashWorker();
+  t.teardown(() => w.close());
+  const mib = 1024 * 1024;
+  const first = await writeThrough(w, file, 0, data.subarray(0, mib), 'n', { segment: true });
+  t.same([first.end.sha256, first.end.fromStart], [hex('sha256', data.subarray(0, mib)), false]);
+  t.equal(await w.extend('n', file, 0, mib), mib);
+  const second = await writeThrough(w, file, mib, data.subarray(mib), 'n', { segment: true });
+  t.same([second.end.sha256, second.end.fromStart], [hex('sha256', data.subarray(mib)), false], 'the chunk\'s own digest');
+  zero(file, mib, mib);
+  t.equal(await w.extend('n', file, mib, 2 * mib), 2 * mib);
+  t.same(await w.digest('n'), { upTo: 2 * mib, sha256: hex('sha256', data) }, 'the whole-file digest came from the chunk\'s reads');
+});
+
+t.test('bytes a job hashed are taken only once they are reported recorded', async (t) => {
   const { file } = await randomFile(t, 1024 * 1024);
   const w = new HashWorker();
   t.teardown(() => w.close());
   const a = randomBytes(300_000);
   const b = randomBytes(300_000);
-  await writeThrough(w, file, 0, a, 'u'); // cut short or refused: never recorded, never extended
-  const again = await writeThrough(w, file, 0, b, 'u');
-  t.same([again.end.sha256, again.end.fromStart], [hex('sha256', b), true]);
+  // Hashed but refused (a checksum mismatch, a quota): never reported recorded.
+  await writeThrough(w, file, 0, a, 'u', { record: false });
+  // Other bytes then reach the same end without a job (small bodies are hashed inline).
+  fs.writeFileSync(file, b, { flag: 'r+' });
   t.equal(await w.extend('u', file, 0, b.length), b.length);
-  t.same(await w.digest('u'), { upTo: b.length, sha256: hex('sha256', b) }, 'the digest covers the bytes recorded, not the earlier ones');
-  // forget drops what a job left as well: a new digest of the key starts from the file.
-  w.forget('u');
-  t.equal(await w.extend('u', file, 0, 1000), 1000);
-  t.same(await w.digest('u'), { upTo: 1000, sha256: hex('sha256', fs.readFileSync(file).subarray(0, 1000)) });
+  t.same(await w.digest('u'), { upTo: b.length, sha256: hex('sha256', b) }, 'the digest covers the bytes recorded, read from the file');
+
+  // Reported recorded, then forgotten: a new digest of the key starts from the file.
+  await writeThrough(w, file, 0, a, 'v');
+  w.forget('v');
+  zero(file, 0, a.length);
+  t.equal(await w.extend('v', file, 0, a.length), a.length);
+  t.same(await w.digest('v'), { upTo: a.length, sha256: hex('sha256', Buffer.alloc(a.length)) }, 'what the job left went with forget');
 });
 
 t.test('a thread holding digests outlasts a short pause; once they are forgotten it stops after the short idle time', async (t) => {
