@@ -117,6 +117,21 @@ t.test('PATCHes continue the whole-file digest: each extent records the SHA-256 
   t.equal(sha256(await stored(s, id)), sha256(data), 'stored bytes equal the source');
 });
 
+t.test('a PATCH refused for its checksum leaves nothing in the whole-file digest, whatever bytes follow', async (t) => {
+  const { s, create, patch } = await server(t);
+  const data = randomBytes(300_000);
+  const { id, url } = await create({ 'upload-length': String(data.length) });
+  // Hashed by the hashing thread while it streamed in (larger than the inline limit), then refused.
+  const wrong = randomBytes(data.length);
+  const refused = await patch(url, 0, wrong, { 'upload-checksum': `sha256 ${createHash('sha256').update(data).digest('base64')}` });
+  t.equal(refused.status, 460);
+  // The real bytes in small PATCHes (hashed inline), ending where the refused one ended.
+  for (let at = 0; at < data.length; at += 100_000) t.equal((await patch(url, at, data.subarray(at, at + 100_000))).status, 204);
+  const native = await http('GET', `${s.url}/v1/uploads/${id}`);
+  t.same([native.body.status, native.body.sha256], ['completed', sha256(data)], 'the recorded digest is of the bytes recorded');
+  t.equal(sha256(await stored(s, id)), sha256(data));
+});
+
 t.test('PATCH errors: 409 offset mismatch, 415, 400, 404, 413; nothing is modified', async (t) => {
   const { s, create, patch, head } = await server(t);
   const { url, id } = await create({ 'upload-length': '10' });
