@@ -46,8 +46,8 @@ const DEFAULT_HELD_IDLE_MS = 3_600_000;
 
 /**
  * One hashing thread for the whole service, started on first use and stopped when idle. SHA-256
- * costs about a CPU-second per GiB here (two digests per byte: the chunk's and the whole file's),
- * more than writing the bytes; on the main thread it capped a verified upload at about 270 MB/s
+ * costs 0.6 CPU-seconds per GiB here per digest (a native chunk gets two: its own and the whole
+ * file's; an append one, see `job`), about as much as writing the bytes; on the main thread it capped a verified upload at about 270 MB/s
  * while the same server without hashing took 600 (BENCHMARKS.md item 12). On this thread it runs on
  * the second core, reading back from the staging file what the main thread wrote.
  */
