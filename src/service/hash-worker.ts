@@ -11,8 +11,8 @@ export interface SegmentDigest {
   sha256: string;
   /**
    * True when `sha256` is the digest of the file from byte 0 to the end of the segment rather than
-   * of the segment alone: a job given a `key` continues the whole-file digest kept under it, so
-   * that every byte is hashed once (see {@link HashWorker.job}).
+   * of the segment alone: an append's job continues the whole-file digest instead of hashing its
+   * segment on its own, so that every byte is hashed once (see {@link HashWorker.job}).
    */
   fromStart: boolean;
 }
@@ -47,9 +47,10 @@ const DEFAULT_HELD_IDLE_MS = 3_600_000;
 /**
  * One hashing thread for the whole service, started on first use and stopped when idle. SHA-256
  * costs 0.6 CPU-seconds per GiB here per digest (a native chunk gets two: its own and the whole
- * file's; an append one, see `job`), about as much as writing the bytes; on the main thread it capped a verified upload at about 270 MB/s
- * while the same server without hashing took 600 (BENCHMARKS.md item 12). On this thread it runs on
- * the second core, reading back from the staging file what the main thread wrote.
+ * file's; an append one, see `job`), about as much as writing the bytes. On the main thread it
+ * capped a verified upload at about 270 MB/s while the same server without hashing took 600
+ * (BENCHMARKS.md item 12); on this thread it runs on the second core, reading back from the staging
+ * file what the main thread wrote.
  */
 export class HashWorker {
   private worker: Worker | null = null;

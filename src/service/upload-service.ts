@@ -254,7 +254,7 @@ export class UploadService {
       const file = existing ? null : await this.staging.openForWrite(id);
       // The chunk's own SHA-256 is checked and recorded; a chunk that continues the whole-file
       // digest also feeds it from the same reads.
-      const chunkHasher = file ? this.hasherFor(id, span.offset, span.length, [], { key: id, segment: true }) : inlineHasher();
+      const chunkHasher = file ? this.hasherFor(id, span.offset, span.length, [], true) : inlineHasher();
       settle = () => chunkHasher.settle();
       let written;
       try {
@@ -482,7 +482,7 @@ export class UploadService {
       const file = await this.staging.openForWrite(id);
       // Keyed by the upload: appends continue its whole-file digest, hashing each byte once; the
       // extents are recorded with that digest (of [0, end)) instead of their own.
-      const appendHasher = this.hasherFor(id, req.offset, req.declaredLength, algorithms, { key: id, segment: false });
+      const appendHasher = this.hasherFor(id, req.offset, req.declaredLength, algorithms, false);
       settle = () => appendHasher.settle();
       let written;
       try {
@@ -660,11 +660,14 @@ export class UploadService {
   /**
    * The hasher for a body about to be written at `offset`: the hashing thread, except for a body
    * known to be small, which is hashed here as it arrives - for 64 KiB the thread's messages cost
-   * the event loop more than hashing the bytes does (BENCHMARKS.md item 14).
+   * the event loop more than hashing the bytes does (BENCHMARKS.md item 14). `segment`: whether
+   * the body's own SHA-256 is wanted (a chunk's, checked against `X-Chunk-Sha256`) or, when the body
+   * continues the whole-file digest, that digest of [0, end) will do (an append's extent).
    */
-  private hasherFor(id: string, offset: number, length: number | undefined, algorithms: string[], whole: { key: string; segment: boolean }): BodyHasher {
+  private hasherFor(id: string, offset: number, length: number | undefined, algorithms: string[], segment: boolean): BodyHasher {
     if (length !== undefined && length <= INLINE_HASH_MAX) return inlineHasher(algorithms);
-    return this.hasher.job(this.staging.pathOf(id), offset, algorithms, whole);
+    // Keyed by the upload: a body that starts where its whole-file digest ends continues it.
+    return this.hasher.job(this.staging.pathOf(id), offset, algorithms, { key: id, segment });
   }
 
   /**
