@@ -145,7 +145,8 @@ export function hashWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs, crypto: 
         }
         if (job.error !== null) return answer({ req: m.req, error: job.error });
         const left = awaiting.get(m.job);
-        if (job.whole && left) left.snaps.set(job.pos, job.whole.copy());
+        // At the end the job's digest is never fed again: kept as it is, not copied.
+        if (job.whole && left) left.snaps.set(job.pos, m.t === 'end' ? job.whole : job.whole.copy());
         let sha256: string;
         const fromStart = job.sha256 === null;
         if (job.sha256) {
