@@ -91,12 +91,13 @@ export function hashWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs, crypto: 
       pos += n;
     }
   };
-  const advance = (job: Job, to: number): void => {
+  /** Hashes the job's bytes up to `to`; with `whole` false, not into the whole-file digest. */
+  const advance = (job: Job, to: number, whole = true): void => {
     if (job.error !== null || job.fd === null || to <= job.pos) return;
     try {
       const hashes = [...job.checks.values()];
       if (job.sha256) hashes.push(job.sha256);
-      if (job.whole) hashes.push(job.whole);
+      if (job.whole && whole) hashes.push(job.whole);
       hashRange(job.fd, job.pos, to, hashes);
       job.pos = to;
     } catch (err) {
@@ -138,15 +139,20 @@ export function hashWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs, crypto: 
       case 'end': {
         const job = jobs.get(m.job);
         if (!job) return answer({ req: m.req, error: 'unknown hashing job (the hashing thread was restarted)' });
-        advance(job, m.to);
-        if (m.t === 'end') {
-          jobs.delete(m.job);
+        // A chunk's request waits for its own digest, not for the whole-file one it also feeds
+        // (that one is wanted at finish). So at its end, where the bytes not yet reached are all
+        // the request is waiting for, they are hashed for the chunk first and answered; only then
+        // are they read again (from the page cache) for the whole-file digest.
+        const late = m.t === 'end' && job.sha256 !== null && job.whole !== null ? job.pos : null;
+        advance(job, m.to, late === null);
+        if (m.t === 'end') jobs.delete(m.job);
+        if (job.error !== null) {
           close(job);
+          return answer({ req: m.req, error: job.error });
         }
-        if (job.error !== null) return answer({ req: m.req, error: job.error });
         const left = awaiting.get(m.job);
         // At the end the job's digest is never fed again: kept as it is, not copied.
-        if (job.whole && left) left.snaps.set(job.pos, m.t === 'end' ? job.whole : job.whole.copy());
+        if (job.whole && left && late === null) left.snaps.set(job.pos, m.t === 'end' ? job.whole : job.whole.copy());
         let sha256: string;
         const fromStart = job.sha256 === null;
         if (job.sha256) {
@@ -158,7 +164,18 @@ export function hashWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs, crypto: 
         if (m.t === 'cut') return answer({ req: m.req, sha256, fromStart });
         const checks: Record<string, Uint8Array> = {};
         for (const [a, h] of job.checks) checks[a] = h.digest();
-        return answer({ req: m.req, sha256, checks, fromStart });
+        answer({ req: m.req, sha256, checks, fromStart });
+        if (late !== null && left && job.fd !== null) {
+          try {
+            hashRange(job.fd, late, job.pos, [job.whole as Crypto.Hash]);
+            left.snaps.set(job.pos, job.whole as Crypto.Hash);
+          } catch {
+            // The chunk's answer stands; the whole-file digest is read back later instead.
+            awaiting.delete(m.job);
+          }
+        }
+        close(job);
+        return;
       }
       case 'confirm': {
         const left = awaiting.get(m.job);

@@ -150,6 +150,22 @@ t.test('a chunk that continues the whole-file digest answers its own SHA-256 and
   t.same(await w.digest('n'), { upTo: 2 * mib, sha256: hex('sha256', data) }, 'the whole-file digest came from the chunk\'s reads');
 });
 
+t.test('the bytes a chunk\'s job had not reached at its end are hashed for the chunk, answered, then fed to the whole-file digest', async (t) => {
+  const { file, data } = await randomFile(t, 2 * 1024 * 1024);
+  const w = new HashWorker();
+  t.teardown(() => w.close());
+  const mib = 1024 * 1024;
+  // 1.5 MiB: the main thread posts a read at 1 MiB, so the last half MiB is read only at the end.
+  const size = mib + mib / 2;
+  const job = await writeThrough(w, file, 0, data.subarray(0, size), 'late', { segment: true });
+  t.same([job.end.sha256, job.end.fromStart], [hex('sha256', data.subarray(0, size)), false], 'the chunk\'s own digest covers the late bytes');
+  // Any later answer comes after the thread fed the late bytes to the whole-file digest.
+  await w.digest('late');
+  zero(file, 0, size);
+  t.equal(await w.extend('late', file, 0, size), size);
+  t.same(await w.digest('late'), { upTo: size, sha256: hex('sha256', data.subarray(0, size)) }, 'the whole-file digest includes the late bytes, not read back');
+});
+
 t.test('bytes a job hashed are taken only once they are reported recorded', async (t) => {
   const { file } = await randomFile(t, 1024 * 1024);
   const w = new HashWorker();
