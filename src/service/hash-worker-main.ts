@@ -151,8 +151,6 @@ export function hashWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs, crypto: 
           return answer({ req: m.req, error: job.error });
         }
         const left = awaiting.get(m.job);
-        // At the end the job's digest is never fed again: kept as it is, not copied.
-        if (job.whole && left && late === null) left.snaps.set(job.pos, m.t === 'end' ? job.whole : job.whole.copy());
         let sha256: string;
         const fromStart = job.sha256 === null;
         if (job.sha256) {
@@ -161,16 +159,20 @@ export function hashWorkerMain(wt: typeof WorkerThreads, fs: typeof Fs, crypto: 
         } else {
           sha256 = (job.whole as Crypto.Hash).copy().digest('hex');
         }
-        if (m.t === 'cut') return answer({ req: m.req, sha256, fromStart });
+        if (m.t === 'cut') {
+          if (job.whole && left) left.snaps.set(job.pos, job.whole.copy());
+          return answer({ req: m.req, sha256, fromStart });
+        }
         const checks: Record<string, Uint8Array> = {};
         for (const [a, h] of job.checks) checks[a] = h.digest();
         answer({ req: m.req, sha256, checks, fromStart });
-        if (late !== null && left && job.fd !== null) {
+        if (job.whole && left) {
           try {
-            hashRange(job.fd, late, job.pos, [job.whole as Crypto.Hash]);
-            left.snaps.set(job.pos, job.whole as Crypto.Hash);
+            if (late !== null) hashRange(job.fd as number, late, job.pos, [job.whole]);
+            // The job's digest is never fed again: kept as it is, not copied.
+            left.snaps.set(job.pos, job.whole);
           } catch {
-            // The chunk's answer stands; the whole-file digest is read back later instead.
+            // The chunk's answer stands; the whole-file digest reads these bytes back instead.
             awaiting.delete(m.job);
           }
         }
