@@ -7,8 +7,9 @@ export type ToHashWorker =
   /**
    * Start hashing a body being written into `path` at `at`, with SHA-256 and `algorithms`. With
    * `whole`, and when the whole-file digest kept under `whole.key` ends at `at` (or `at` is 0), the
-   * job also continues a copy of that digest from the same reads; without `whole.segment` it then
-   * answers that digest (`fromStart`) instead of hashing the segment on its own.
+   * job also continues a copy of that digest from the same reads (with `whole.segment`, the bytes
+   * not yet reached at the end are read once more, after the answer); without `whole.segment` it
+   * then answers that digest (`fromStart`) instead of hashing the segment on its own.
    */
   | { t: 'open'; job: number; path: string; at: number; algorithms: string[]; whole?: { key: string; segment: boolean } }
   /** The body's bytes up to file offset `to` are written: hash them. */
