@@ -3,7 +3,7 @@
  * (curl), same file, interleaved rounds, medians with min-max. Also the raw limits of this machine
  * in the same run: a server that discards bodies, and `dd` with fdatasync.
  *
- *   npm run bench [-- --rounds 3 --size 1GiB --small 4096]   full run (a few minutes)
+ *   npm run bench [-- --rounds 5 --size 1GiB --small 4096]   full run (about 12 minutes)
  *   npm run bench -- --quick                                 smoke run (about a minute; CI runs it)
  *   --json FILE writes every measurement as JSON as well; --env K=V (repeatable) sets sluice's
  *   environment, e.g. --env MEMORY_PROFILE=fast; --only single,chunks,... picks cases.
@@ -46,7 +46,7 @@ const { values } = parseArgs({
 });
 const EXTRA_ENV = envArgs(values.env as string[]);
 const QUICK = values.quick === true;
-const ROUNDS = Number(values.rounds ?? (QUICK ? 1 : 3));
+const ROUNDS = Number(values.rounds ?? (QUICK ? 1 : 5));
 const SIZE = parseBytes(values.size ?? (QUICK ? '64MiB' : '1GiB')) as number;
 const SMALL_REQUESTS = Number(values.small ?? (QUICK ? 256 : 4096));
 // V8 trims its heap once a process has been quiet for a few seconds (the memory reducer starts
@@ -507,8 +507,12 @@ async function main(): Promise<void> {
     const byName = (n: ServerName) => targets.find((t) => t.name === n) as Target;
     const only = values.only?.split(',');
     const results: Result[] = [];
+    const cases = CASES.filter((c) => !only || only.includes(c.key));
     for (let round = 1; round <= ROUNDS; round++) {
-      for (const c of CASES.filter((c) => !only || only.includes(c.key))) {
+      // The cases rotate every round, so that none always follows the same one (a case run right
+      // after 1 GiB of another server's writes can find the disk still busy with them).
+      const shift = (round - 1) % cases.length;
+      for (const c of [...cases.slice(shift), ...cases.slice(0, shift)]) {
         // Interleaved, and the order flips every round so neither server always goes first.
         const order = round % 2 ? c.targets : [...c.targets].reverse();
         for (const name of order) {
