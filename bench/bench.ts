@@ -538,7 +538,7 @@ async function main(): Promise<void> {
           let moved: Moved = { bytes: 0, requests: 0 };
           const sample = await measured(t, async () => void (moved = await c.run(t, data)));
           // Deleted through the API, so that sluice closes the staging file it keeps open for a
-          // moment: removing the file under it would leave the freeing of its 1 GiB (CPU and
+          // moment: removing the file under it would leave the freeing of its bytes (CPU, and
           // discards on this disk) to land in sluice's next run.
           if (moved.unfinished) await deleteUpload(moved.unfinished);
           await tidy(t);
