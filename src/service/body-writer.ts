@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import type { BodyHasher } from './hash-worker.js';
+import type { BodyHasher, SegmentDigest } from './hash-worker.js';
 import type { Extent } from '../ledger/ledger.js';
 
 /** Bytes written since the last fdatasync after which another one starts in the background. */
@@ -95,7 +95,7 @@ export async function writeBody(fh: FileHandle | null, stream: Readable, opts: W
         unflushed = 0;
         checkpoints = checkpoints
           .then(() => ready)
-          .then(([, d]) => record({ ...segment, sha256: d.sha256, sha256From: d.fromStart ? 0 : segment.offset }))
+          .then(([, d]) => record({ ...segment, sha256: d.sha256, sha256From: digestFrom(d, segment.offset) }))
           .catch((err: unknown) => void (error ??= err));
         segmentStart = bytes;
       } else if (fh && flushing === null && unflushed >= BACKGROUND_FLUSH_BYTES) {
@@ -115,8 +115,13 @@ export async function writeBody(fh: FileHandle | null, stream: Readable, opts: W
   // last fdatasync starts without waiting for one still in flight (it covers every byte written
   // before it starts, whatever the other covers), so the two overlap on the disk.
   const [, , digests] = await Promise.all([flushing, fh?.datasync(), hasher.end(opts.offset + bytes)]);
-  const sha256From = digests.fromStart ? 0 : opts.offset + segmentStart;
+  const sha256From = digestFrom(digests, opts.offset + segmentStart);
   return { bytes, segmentStart, sha256: digests.sha256, sha256From, checks: digests.checks, overflow, ...(error !== undefined && { error }) };
+}
+
+/** Where a digest the hasher answered starts: byte 0 when it continued the whole-file digest. */
+function digestFrom(digest: SegmentDigest, segmentOffset: number): number {
+  return digest.fromStart ? 0 : segmentOffset;
 }
 
 /** SHA-256 of everything a stream yields. */

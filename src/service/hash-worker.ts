@@ -76,8 +76,8 @@ export class HashWorker {
    *
    * With `whole`, when the whole-file digest kept under `whole.key` ends at `at` - or `at` is 0 -
    * the job continues a copy of it from the same reads (a chunk's last unread bytes after its
-   * answer, see hashWorkerMain), and once the body's bytes are `recorded`,
-   * `extend` takes that copy instead of reading them back (BENCHMARKS.md item 17). Without
+   * answer, see hashWorkerMain), and once the body's bytes are `recorded`, `extend` takes that
+   * copy instead of reading them back (BENCHMARKS.md item 17). Without
    * `whole.segment` (appends, whose segments are recorded with the whole-file digest instead) the
    * job then hashes each byte once, and answers the digest of [0, end) (`fromStart`); otherwise,
    * and without `whole`, it answers the segment's own SHA-256.
