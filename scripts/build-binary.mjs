@@ -19,6 +19,14 @@ await build({
   ...NODE_BUNDLE,
   format: 'cjs',
 });
+// The hashing thread's own bundle, an asset the binary starts as an eval Worker (a SEA has no
+// file to point a Worker at).
+await build({
+  entryPoints: ['src/service/hashing/hash-thread.ts'],
+  outfile: `${out}/hash-thread.cjs`,
+  ...NODE_BUNDLE,
+  format: 'cjs',
+});
 
 const seaConfig = {
   main: `${out}/sluice.cjs`,
@@ -31,6 +39,7 @@ const seaConfig = {
     'app.js': 'web/app.js',
     'tus.min.js': require.resolve('tus-js-client/dist/tus.min.js'),
     'package.json': 'package.json',
+    'hash-thread.cjs': `${out}/hash-thread.cjs`,
   },
 };
 await fs.writeFile(`${out}/sea-config.json`, JSON.stringify(seaConfig, null, 2));

@@ -14,7 +14,8 @@ import { NODE_BUNDLE } from './esbuild-node.mjs';
 const outdir = 'dist/server';
 await rm(outdir, { recursive: true, force: true });
 await build({
-  entryPoints: { main: 'src/main.ts', sluice: 'src/bin/sluice.ts', cleanup: 'src/cleanup.ts' },
+  // The hashing thread is an entry of its own: a Worker loads dist/server/hash-thread.js.
+  entryPoints: { main: 'src/main.ts', sluice: 'src/bin/sluice.ts', cleanup: 'src/cleanup.ts', 'hash-thread': 'src/service/hashing/hash-thread.ts' },
   outdir,
   ...NODE_BUNDLE,
   splitting: true,

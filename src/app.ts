@@ -11,7 +11,6 @@ import { loadSigningKey } from './http/signing-key.js';
 import { SluiceError } from './errors.js';
 import rateLimit from '@fastify/rate-limit';
 import underPressure from '@fastify/under-pressure';
-import { checkpoint } from './ledger/database.js';
 import { healthRoutes } from './routes/health.js';
 import { chunkRoutes } from './routes/native/chunks.js';
 import { contentRoutes } from './routes/native/content.js';
@@ -73,14 +72,14 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   const metrics = new Metrics();
   const core = await openCore(config, app.log, { ...overrides, events: metrics.record });
-  const { db, service, store } = core;
+  const { ledger, service, store } = core;
   const report = await service.reconcile();
   if (Object.values(report).some((n) => n > 0)) app.log.warn({ ...report, event: 'reconciled' }, 'start-up reconciliation changed state');
 
   registerErrorHandler(app);
   const authenticator = new Authenticator(config.auth);
   const signer = new UrlSigner(await loadSigningKey(config.dataDir, config.auth.signingSecret));
-  registerIdentity(app, { authenticator, signer, ledger: core.ledger, now: overrides.now ?? Date.now });
+  registerIdentity(app, { authenticator, signer, ledger, now: overrides.now ?? Date.now });
   // Overload: answer 503 + Retry-After instead of falling over (event-loop delay, memory).
   await app.register(underPressure, {
     maxEventLoopDelay: config.overload.maxEventLoopDelayMs,
@@ -125,8 +124,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
 
   await app.register(docs, { version: config.version });
-  await app.register(healthRoutes, { db, dataDir: config.dataDir, store });
-  await app.register(metricsRoutes, { metrics, ledger: core.ledger });
+  await app.register(healthRoutes, { ledger, dataDir: config.dataDir, store });
+  await app.register(metricsRoutes, { metrics, ledger });
   await app.register(webRoutes);
   const urls = { publicUrl: config.publicUrl, trustProxy: config.trustProxy };
   await app.register(uploadRoutes, { service, urls, signer, signedUrlTtlMs: config.auth.signedUrlTtlMs, now: overrides.now ?? Date.now });
@@ -141,7 +140,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       if (n > 0) app.log.info({ count: n, event: 'sweep' }, 'expired uploads removed');
       // tus uploads with every byte but no published file (a store outage): try again.
       await service.retryPublishing();
-      checkpoint(db);
+      await ledger.maintain();
     } catch (err) {
       app.log.error({ err, event: 'sweep_failed' }, 'expiry sweep failed');
     }
@@ -160,7 +159,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   app.addHook('onClose', async () => {
     clearInterval(sweeper);
     await core.service.close();
-    db.close();
+    await ledger.close();
   });
 
   return { app, ...core, authenticator };

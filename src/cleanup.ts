@@ -12,13 +12,13 @@ async function main(): Promise<number> {
   const { values } = parseArgs({ options: { 'dry-run': { type: 'boolean', default: false } }, allowPositionals: false });
   const config = loadConfig(process.env);
   const log = pino({ level: config.logLevel }, pino.destination(2));
-  const { service, ledger, db } = await openCore(config, log);
+  const { service, ledger } = await openCore(config, log);
   try {
     if (values['dry-run']) {
-      const due = ledger.dueForExpiry(Date.now(), Number.MAX_SAFE_INTEGER);
+      const due = await ledger.dueForExpiry(Date.now(), Number.MAX_SAFE_INTEGER);
       let bytes = 0;
       for (const id of due) {
-        const u = ledger.getUpload(id);
+        const u = await ledger.get(id);
         if (!u) continue;
         bytes += u.size;
         process.stdout.write(`would expire ${id}\t${formatBytes(u.size)}\texpired ${new Date(u.expiresAt).toISOString()}\t${JSON.stringify(u.fileName)}\n`);
@@ -30,7 +30,8 @@ async function main(): Promise<number> {
     }
     return 0;
   } finally {
-    db.close();
+    await service.close();
+    await ledger.close();
   }
 }
 

@@ -2,8 +2,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from './config.js';
-import { DatabaseDamagedError, openDatabase, type Db } from './ledger/database.js';
-import { Ledger } from './ledger/ledger.js';
+import { DatabaseDamagedError, openDatabase } from './ledger/database.js';
+import type { Ledger } from './ledger/ledger.js';
+import { SqliteLedger } from './ledger/sqlite-ledger.js';
 import { UploadService } from './service/upload-service.js';
 import type { FileStore } from './storage/file-store.js';
 import { LocalStore } from './storage/local-store.js';
@@ -23,7 +24,6 @@ export interface CoreOverrides {
 
 /** The engine without HTTP: ledger, staging area, store and the upload service over them. */
 export interface Core {
-  db: Db;
   ledger: Ledger;
   staging: StagingArea;
   store: FileStore;
@@ -71,7 +71,7 @@ export async function openCore(config: Config, log: FastifyBaseLogger, overrides
     if (err instanceof DatabaseDamagedError) throw new StartupError(err.message, { cause: err });
     throw err;
   }
-  const ledger = new Ledger(db);
+  const ledger = new SqliteLedger(db);
   const service = new UploadService({
     config,
     ledger,
@@ -82,5 +82,5 @@ export async function openCore(config: Config, log: FastifyBaseLogger, overrides
     ...(overrides.statfs && { statfs: overrides.statfs }),
     ...(overrides.events && { events: overrides.events }),
   });
-  return { db, ledger, staging, store, service };
+  return { ledger, staging, store, service };
 }

@@ -42,6 +42,7 @@ export const ERRORS = {
   overloaded: { status: 503, title: 'The server is overloaded; try again shortly' },
   insufficient_storage: { status: 507, title: 'Not enough disk space for this upload' },
   storage_unavailable: { status: 503, title: 'The storage backend is unavailable; try again later' },
+  staging_failed: { status: 503, title: 'Writing to the staging disk failed; nothing was recorded, send it again' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -60,6 +60,16 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: S
 }
 
 /**
+ * Renders an error as tus and the IETF draft expect it: the protocol's status and a plain-text
+ * `code: detail` body (none for HEAD). The protocol's own headers are the caller's.
+ */
+export function sendPlain(request: FastifyRequest, reply: FastifyReply, err: SluiceError, status = err.status): FastifyReply {
+  reply.code(status);
+  if (request.method === 'HEAD') return reply.send();
+  return reply.type('text/plain; charset=utf-8').send(`${err.code}: ${err.message}\n`);
+}
+
+/**
  * Logs an error once, the same way for every protocol, and tells whether an answer can still be
  * sent (a client that went away gets none; a consumed body is destroyed too, so look at the socket).
  */

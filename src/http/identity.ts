@@ -65,7 +65,7 @@ export function registerIdentity(app: FastifyInstance, { authenticator, signer, 
     const query = request.query as Record<string, unknown>;
     if (query[SIGNATURE_PARAM] !== undefined || query[EXPIRES_PARAM] !== undefined) {
       if (!config.signedUrl) throw unauthorized('a signed upload URL only sends chunks and reads status');
-      const owner = signedUrlOwner(request, signer, ledger, now);
+      const owner = await signedUrlOwner(request, signer, ledger, now);
       request.owner = owner;
       request.viaSignedUrl = true;
       return;
@@ -74,7 +74,7 @@ export function registerIdentity(app: FastifyInstance, { authenticator, signer, 
   });
 }
 
-function signedUrlOwner(request: FastifyRequest, signer: UrlSigner, ledger: Ledger, now: () => number): string {
+async function signedUrlOwner(request: FastifyRequest, signer: UrlSigner, ledger: Ledger, now: () => number): Promise<string> {
   const query = request.query as Record<string, unknown>;
   const id = (request.params as { id?: unknown }).id;
   const expires = query[EXPIRES_PARAM];
@@ -82,7 +82,7 @@ function signedUrlOwner(request: FastifyRequest, signer: UrlSigner, ledger: Ledg
   if (typeof id !== 'string' || typeof expires !== 'string' || typeof signature !== 'string' || !signer.verify(id, expires, signature, Math.floor(now() / 1000))) {
     throw new SluiceError('invalid_signature', 'the signed URL was altered, belongs to another upload, or has expired');
   }
-  const upload = ledger.getUpload(id);
+  const upload = await ledger.get(id);
   if (!upload) throw new SluiceError('not_found', `no upload ${id}`);
   return upload.owner;
 }

@@ -32,7 +32,7 @@ export class Metrics {
 
   /** The text exposition, with the ledger gauges read once for this scrape. */
   async render(ledger: Ledger): Promise<string> {
-    const stats = ledger.activeStats();
+    const stats = await ledger.activeStats();
     this.active.set(stats.active);
     this.staged.set(stats.stagedBytes);
     // The ledger counts its commits itself; counters cannot be set, so they are re-filled.

@@ -56,11 +56,22 @@ export function migrate(db: Db): void {
   if (current > MIGRATIONS.length) {
     throw new Error(`the database schema (version ${current}) is newer than this sluice (version ${MIGRATIONS.length})`);
   }
-  for (let version = current + 1; version <= MIGRATIONS.length; version++) {
-    const sql = MIGRATIONS[version - 1] as string;
-    db.transaction(() => {
-      db.exec(sql);
-      db.pragma(`user_version = ${version}`);
-    })();
+  if (current === MIGRATIONS.length) return;
+  // A migration may rebuild a table (SQLite's way to change constraints): with foreign keys on,
+  // dropping the old table would cascade into the rows that reference it. They are switched off
+  // around the migrations (the pragma is ignored inside a transaction) and checked before commit.
+  db.pragma('foreign_keys = OFF');
+  try {
+    for (let version = current + 1; version <= MIGRATIONS.length; version++) {
+      const sql = MIGRATIONS[version - 1] as string;
+      db.transaction(() => {
+        db.exec(sql);
+        const broken = db.pragma('foreign_key_check') as unknown[];
+        if (broken.length > 0) throw new Error(`migration ${version} left ${broken.length} rows without their upload`);
+        db.pragma(`user_version = ${version}`);
+      })();
+    }
+  } finally {
+    db.pragma('foreign_keys = ON');
   }
 }

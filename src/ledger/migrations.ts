@@ -56,4 +56,68 @@ export const MIGRATIONS: readonly string[] = [
   -- appends that continue the whole-file digest are hashed once. NULL: from offset, as before.
   ALTER TABLE chunks ADD COLUMN sha256_from INTEGER CHECK (sha256_from >= 0 AND sha256_from <= offset);
   `,
+  `
+  -- The byte layout (grid: chunks at fixed offsets; stream: appended in order) replaces the
+  -- protocol as what decides behaviour; the protocol stays as information and now tells IETF
+  -- uploads apart. Composition is a flag (is_part) and the parts list, not a tus header value;
+  -- what a protocol echoes back as sent (tus Upload-Metadata, Upload-Concat) is one JSON object. A stream's extents are covered by the whole-file
+  -- digest: their own sha256 and sha256_from were written and never read, so they go.
+  -- (SQLite cannot change a CHECK or drop a constrained column in place: both tables are rebuilt,
+  -- with foreign keys off around the migration; see migrate().)
+  CREATE TABLE uploads_v4 (
+    id              TEXT PRIMARY KEY,
+    owner           TEXT NOT NULL,
+    layout          TEXT NOT NULL CHECK (layout IN ('grid', 'stream')),
+    protocol        TEXT NOT NULL CHECK (protocol IN ('native', 'tus', 'ietf')),
+    file_name       TEXT NOT NULL,
+    content_type    TEXT NOT NULL,
+    metadata        TEXT NOT NULL DEFAULT '{}',
+    size            INTEGER NOT NULL CHECK (size >= 0),
+    chunk_size      INTEGER NOT NULL CHECK (chunk_size > 0),
+    total_chunks    INTEGER NOT NULL CHECK (total_chunks >= 0),
+    expected_sha256 TEXT,
+    status          TEXT NOT NULL CHECK (status IN ('uploading', 'finishing', 'completed', 'failed', 'aborted', 'expired')),
+    chunks_received INTEGER NOT NULL DEFAULT 0,
+    bytes_received  INTEGER NOT NULL DEFAULT 0,
+    sha256          TEXT,
+    location        TEXT,
+    failure         TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    completed_at    INTEGER,
+    length_deferred INTEGER NOT NULL DEFAULT 0,
+    echo            TEXT,
+    is_part         INTEGER NOT NULL DEFAULT 0,
+    parts           TEXT
+  );
+  INSERT INTO uploads_v4
+    SELECT id, owner, CASE protocol WHEN 'native' THEN 'grid' ELSE 'stream' END, protocol, file_name, content_type,
+           metadata, size, chunk_size, total_chunks, expected_sha256, status, chunks_received, bytes_received, sha256,
+           location, failure, created_at, updated_at, expires_at, completed_at, length_deferred,
+           CASE WHEN tus_metadata IS NULL AND concat IS NULL THEN NULL
+                ELSE json_patch('{}', json_object('upload-metadata', tus_metadata, 'upload-concat', concat)) END,
+           CASE WHEN concat = 'partial' THEN 1 ELSE 0 END, parts
+    FROM uploads;
+  DROP TABLE uploads;
+  ALTER TABLE uploads_v4 RENAME TO uploads;
+  CREATE INDEX uploads_owner_created ON uploads (owner, created_at DESC, id DESC);
+  CREATE INDEX uploads_status_expires ON uploads (status, expires_at);
+  CREATE INDEX uploads_composed ON uploads (status) WHERE parts IS NOT NULL;
+
+  CREATE TABLE chunks_v4 (
+    upload_id   TEXT NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL CHECK (idx >= 0),
+    offset      INTEGER NOT NULL CHECK (offset >= 0),
+    length      INTEGER NOT NULL CHECK (length >= 0),
+    sha256      TEXT,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (upload_id, idx)
+  ) WITHOUT ROWID;
+  INSERT INTO chunks_v4
+    SELECT c.upload_id, c.idx, c.offset, c.length, CASE WHEN u.layout = 'grid' THEN c.sha256 END, c.received_at
+    FROM chunks c JOIN uploads u ON u.id = c.upload_id;
+  DROP TABLE chunks;
+  ALTER TABLE chunks_v4 RENAME TO chunks;
+  `,
 ];

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Db } from '../ledger/database.js';
+import type { Ledger } from '../ledger/ledger.js';
 import type { FileStore } from '../storage/file-store.js';
 
 const Check = Type.Object({ ok: Type.Boolean(), error: Type.Optional(Type.String()) });
@@ -11,7 +11,7 @@ const Health = Type.Object({
 });
 
 /** `GET /healthz`: 200 when the database, the data directory and the store are usable, else 503. */
-export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Db; dataDir: string; store: FileStore }> = async (app, { db, dataDir, store }) => {
+export const healthRoutes: FastifyPluginAsyncTypebox<{ ledger: Ledger; dataDir: string; store: FileStore }> = async (app, { ledger, dataDir, store }) => {
   app.get('/healthz', { config: { public: true }, schema: { tags: ['operations'], summary: 'Health check', response: { 200: Health, 503: Health } } }, async (request, reply) => {
     const run = async (what: string, fn: () => unknown) => {
       try {
@@ -23,7 +23,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ db: Db; dataDir: string; 
       }
     };
     const checks = {
-      database: await run('database', () => db.prepare('SELECT 1').get()),
+      database: await run('database', () => ledger.ping()),
       data_dir: await run('data directory', () => fs.access(dataDir, fs.constants.R_OK | fs.constants.W_OK)),
       storage: await run('storage', () => store.check()),
     };

@@ -1,13 +1,13 @@
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import { SluiceError, isSluiceError } from '../errors.js';
-import type { Ledger, Upload } from '../ledger/ledger.js';
+import type { Discard, Ledger, Upload } from '../ledger/ledger.js';
 import type { FileStore } from '../storage/file-store.js';
 import type { StagingArea } from '../storage/staging-area.js';
-import { hashStream } from './body-writer.js';
+import { hashStream } from './intake/body-writer.js';
 import { readHead, type TypePolicy } from './type-policy.js';
 import { verifying } from './verifying-stream.js';
-import type { RunningDigests } from './running-digest.js';
+import type { RunningDigests } from './hashing/running-digest.js';
 import type { EventSink } from './upload-types.js';
 
 export interface PublisherDeps {
@@ -19,6 +19,8 @@ export interface PublisherDeps {
   typePolicy: TypePolicy | undefined;
   emit: EventSink;
   digests: RunningDigests;
+  /** Drops an upload's bytes (use-cases/discard.ts). */
+  discard: (id: string, how: Discard) => Promise<boolean>;
 }
 
 /**
@@ -41,6 +43,7 @@ export class Publisher {
   /** Bytes verified and handed to the store so far, per finishing upload (for status). */
   private readonly finishBytes = new Map<string, number>();
   private readonly digests: RunningDigests;
+  private readonly discard: PublisherDeps['discard'];
 
   constructor(deps: PublisherDeps) {
     this.ledger = deps.ledger;
@@ -51,6 +54,7 @@ export class Publisher {
     this.typePolicy = deps.typePolicy;
     this.emit = deps.emit;
     this.digests = deps.digests;
+    this.discard = deps.discard;
   }
 
   /** The job publishing this upload, if one is running in this process. */
@@ -117,31 +121,27 @@ export class Publisher {
         verified: digest !== undefined,
         open: () => verifying(source.open(), sha256, upload.size, (n) => this.finishBytes.set(id, n)),
       });
-      this.ledger.markCompleted(id, sha256, location, this.now());
+      // The parts' bytes now live in the composed upload: they are consumed in the same transaction.
+      await this.ledger.complete(id, sha256, location, this.now());
       await this.staging.remove(id);
       for (const part of upload.parts ?? []) {
-        // The partial uploads' bytes now live in the final upload: release them.
-        this.ledger.consumePartial(part, location, this.now());
         this.digests.forget(part);
         await this.staging.remove(part);
       }
       this.digests.forget(id);
       this.log.info({ uploadId: id, size: upload.size, ms: this.now() - started, event: 'upload_completed' }, 'upload completed');
       this.emit({ type: 'completed', protocol: upload.protocol, bytes: upload.size, seconds: (this.now() - started) / 1000 });
-      return this.ledger.getUpload(id) as Upload;
+      return (await this.ledger.get(id)) as Upload;
     } catch (err) {
       if (isSluiceError(err) && (err.code === 'file_checksum_mismatch' || err.code === 'type_not_allowed')) {
         // The bytes are wrong (or not welcome) and can never become right: fail the upload, drop its bytes.
-        this.ledger.markFailed(id, err.message, this.now());
-        this.ledger.deleteChunks(id);
-        await this.staging.remove(id);
-        this.digests.forget(id);
+        await this.discard(id, { from: 'finishing', to: 'failed', now: this.now(), failure: err.message });
         this.log.warn({ uploadId: id, event: 'upload_failed' }, err.message);
         this.emit({ type: 'failed', protocol: upload.protocol });
         throw err;
       }
       // Anything else (the store is down, a disk error) is retryable: keep the bytes, reopen the upload.
-      this.ledger.transition(id, 'finishing', 'uploading', this.now(), 'storing the file failed; its bytes are kept, finish again');
+      await this.ledger.transition(id, 'finishing', 'uploading', this.now(), 'storing the file failed; its bytes are kept, finish again');
       this.log.error({ uploadId: id, err, event: 'publish_failed' }, 'publishing the upload failed');
       this.emit({ type: 'storage_error' });
       throw new SluiceError('storage_unavailable', 'the file could not be stored; its bytes are kept, finish again later', {}, { cause: err });

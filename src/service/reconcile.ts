@@ -2,7 +2,7 @@ import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Ledger, StoredLocation, Upload } from '../ledger/ledger.js';
 import type { FileStore } from '../storage/file-store.js';
 import type { StagingArea } from '../storage/staging-area.js';
-import { hashStream } from './body-writer.js';
+import { hashStream } from './intake/body-writer.js';
 import type { ReconcileReport } from './upload-types.js';
 
 export interface ReconcileDeps {
@@ -26,38 +26,35 @@ export interface ReconcileDeps {
  */
 export async function reconcile({ ledger, staging, store, log, now }: ReconcileDeps): Promise<ReconcileReport> {
   const report: ReconcileReport = { resumed: 0, completed: 0, failed: 0, orphansRemoved: 0, storeLeftoversRemoved: 0 };
-  for (const id of ledger.idsWithStatus('finishing')) {
-    const upload = ledger.getUpload(id) as Upload;
+  for (const id of await ledger.idsWithStatus('finishing')) {
+    const upload = (await ledger.get(id)) as Upload;
     const found = await store.locate(id, upload.fileName);
     if (found) {
       const sha256 = found.sha256 ?? upload.expectedSha256 ?? (await digestOf(store, found.location));
-      ledger.markCompleted(id, sha256, found.location, now());
+      await ledger.complete(id, sha256, found.location, now());
       await staging.remove(id);
-      for (const part of upload.parts ?? []) {
-        ledger.consumePartial(part, found.location, now());
-        await staging.remove(part);
-      }
+      for (const part of upload.parts ?? []) await staging.remove(part);
       report.completed++;
       log.warn({ uploadId: id, event: 'recovered_completed' }, 'upload was published before the stop: recorded as completed');
     } else if (await hasStagedBytes(staging, upload)) {
-      ledger.transition(id, 'finishing', 'uploading', now());
+      await ledger.transition(id, 'finishing', 'uploading', now());
       report.resumed++;
       log.warn({ uploadId: id, event: 'recovered_finishing' }, 'upload was finishing at the stop: it can be finished again');
     } else {
-      ledger.markFailed(id, 'its bytes were lost while finishing', now());
+      await ledger.transition(id, 'finishing', 'failed', now(), 'its bytes were lost while finishing');
       report.failed++;
       log.error({ uploadId: id, event: 'recovered_lost' }, 'upload was finishing at the stop and its bytes are gone');
     }
   }
-  for (const id of ledger.idsWithStatus('uploading')) {
-    const upload = ledger.getUpload(id) as Upload;
+  for (const id of await ledger.idsWithStatus('uploading')) {
+    const upload = (await ledger.get(id)) as Upload;
     if (await hasStagedBytes(staging, upload)) continue;
-    ledger.transition(id, 'uploading', 'failed', now(), 'its staging file was missing at start-up');
+    await ledger.transition(id, 'uploading', 'failed', now(), 'its staging file was missing at start-up');
     report.failed++;
     log.error({ uploadId: id, event: 'staging_missing' }, 'upload has no staging file: marked failed');
   }
   for (const name of await staging.list()) {
-    const owner = ledger.getUpload(name);
+    const owner = await ledger.get(name);
     if (owner && (owner.status === 'uploading' || owner.status === 'finishing')) continue;
     await staging.remove(name);
     report.orphansRemoved++;
@@ -72,13 +69,13 @@ export async function reconcile({ ledger, staging, store, log, now }: ReconcileD
 }
 
 async function hasStagedBytes(staging: StagingArea, upload: Upload): Promise<boolean> {
-if (!upload.parts) return staging.exists(upload.id);
-for (const part of upload.parts) if (!(await staging.exists(part))) return false;
-return true;
+  if (!upload.parts) return staging.exists(upload.id);
+  for (const part of upload.parts) if (!(await staging.exists(part))) return false;
+  return true;
 }
 
 async function digestOf(store: FileStore, location: StoredLocation): Promise<string> {
-const download = await store.read(location);
-if (download.kind !== 'stream') throw new Error('a store that keeps no digest must be readable');
-return hashStream(download.stream);
+  const download = await store.read(location);
+  if (download.kind !== 'stream') throw new Error('a store that keeps no digest must be readable');
+  return hashStream(download.stream);
 }

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { Chunk, Upload } from '../ledger/ledger.js';
+import type { Chunk, Protocol, Upload } from '../ledger/ledger.js';
 
 /** What callers hand the upload service and what they get back, whatever the protocol. */
 
@@ -33,23 +33,25 @@ export interface ReconcileReport {
 }
 
 export interface StreamUploadInput {
+  /** Which API creates it (for display and metrics). */
+  protocol: Protocol;
   fileName: string;
   contentType: string;
   metadata: Record<string, string>;
-  /** undefined: the length is deferred. */
+  /** undefined: the length is deferred until the client tells it. */
   size: number | undefined;
-  /** The client's Upload-Metadata header, echoed as received. */
-  tusMetadata: string | null;
-  partial: boolean;
+  /** Request fields echoed back as sent (see Upload.echo). */
+  echo: Record<string, string> | null;
+  /** The upload is a part of a composed upload, published only as part of it. */
+  isPart: boolean;
 }
 
-export interface ConcatInput {
+export interface ComposeInput {
+  protocol: Protocol;
   fileName: string;
   contentType: string;
   metadata: Record<string, string>;
-  tusMetadata: string | null;
-  /** The Upload-Concat value, echoed as received. */
-  concat: string;
+  echo: Record<string, string> | null;
 }
 
 export interface BodyChecksum {
@@ -65,13 +67,14 @@ export interface AppendRequest {
   /** The upload's length, when the client sends it (required once for a deferred length). */
   length?: number | undefined;
   /**
-   * A checksum of the whole body (tus checksum extension): node algorithm name and digest, or a
-   * function that reads it from the request's trailer once the body has ended (checksum-trailer).
+   * A checksum of the whole body, which makes the body all or nothing: `algorithms` are computed
+   * while it streams (Node hash names), and `expected()` - called once the body has ended, so it
+   * may read a trailer - says which one must match what.
    */
-  checksum?: BodyChecksum | { trailer: () => BodyChecksum } | undefined;
+  checksum?: { algorithms: string[]; expected: () => BodyChecksum } | undefined;
   /**
-   * The body ends the upload (IETF `Upload-Complete: ?1`): a deferred length becomes the bytes
-   * received, and a known length must be reached exactly.
+   * The body ends the upload: a deferred length becomes the bytes received, and a known length
+   * must be reached exactly.
    */
   complete?: boolean | undefined;
 }
@@ -85,10 +88,10 @@ export interface ChunkReceipt {
 
 /** What happened, for observers such as metrics; the service works the same with none. */
 export type ServiceEvent =
-  | { type: 'created'; protocol: 'native' | 'tus' }
-  | { type: 'received'; protocol: 'native' | 'tus'; bytes: number; seconds: number }
-  | { type: 'completed'; protocol: 'native' | 'tus'; bytes: number; seconds: number }
-  | { type: 'failed'; protocol: 'native' | 'tus' }
+  | { type: 'created'; protocol: Protocol }
+  | { type: 'received'; protocol: Protocol; bytes: number; seconds: number }
+  | { type: 'completed'; protocol: Protocol; bytes: number; seconds: number }
+  | { type: 'failed'; protocol: Protocol }
   | { type: 'storage_error' }
   | { type: 'expired' }
   | { type: 'aborted' };

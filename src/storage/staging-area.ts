@@ -1,9 +1,9 @@
 import { constants as fsc } from 'node:fs';
 import fs from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { createReadStream } from 'node:fs';
+import { StagingHandle, nodeIo, type StagingIo } from './staging-handle.js';
 
 /** How long a staging file stays open after the last request writing it is done. */
 const HANDLE_IDLE_MS = 2000;
@@ -11,16 +11,9 @@ const HANDLE_IDLE_MS = 2000;
 const MAX_IDLE_HANDLES = 64;
 
 /** A staging file open for writing, shared; `release()` once done with it (more calls do nothing). */
-export interface StagingHandle {
-  fh: FileHandle;
+export interface StagingLease {
+  handle: StagingHandle;
   release: () => void;
-}
-
-interface OpenHandle {
-  file: Promise<FileHandle>;
-  users: number;
-  idle: NodeJS.Timeout | null;
-  removed: boolean;
 }
 
 /**
@@ -31,18 +24,24 @@ interface OpenHandle {
  */
 export class StagingArea {
   readonly dir: string;
-  private readonly handles = new Map<string, OpenHandle>();
+  private readonly handles = new Map<string, { opening: Promise<StagingHandle>; handle: StagingHandle | null }>();
   private idleHandles = 0;
   private closed = false;
 
   private readonly idleMs: number;
   private readonly maxIdle: number;
 
-  /** `handles` tunes how long (and how many) released write handles stay open; tests shorten it. */
-  constructor(dataDir: string, handles: { idleMs?: number; maxIdle?: number } = {}) {
+  private readonly io: StagingIo;
+
+  /**
+   * `handles` tunes how long (and how many) released write handles stay open; tests shorten it,
+   * and inject `io` to fail writes and flushes as a failing disk would.
+   */
+  constructor(dataDir: string, handles: { idleMs?: number; maxIdle?: number; io?: StagingIo } = {}) {
     this.dir = path.join(dataDir, 'staging');
     this.idleMs = handles.idleMs ?? HANDLE_IDLE_MS;
     this.maxIdle = handles.maxIdle ?? MAX_IDLE_HANDLES;
+    this.io = handles.io ?? nodeIo;
   }
 
   async init(): Promise<void> {
@@ -82,61 +81,66 @@ export class StagingArea {
    * A handle on the staging file for positional writes; give it back with `release()`. Requests
    * writing the same upload share one open file, and it stays open for a moment after the last of
    * them, so that a client sending chunk after chunk does not pay an open and a close per chunk
-   * (with 64 KiB chunks that was a tenth of the request rate; BENCHMARKS.md item 14).
+   * (with 64 KiB chunks that was a tenth of the request rate; BENCHMARKS.md item 14). A handle that
+   * saw an I/O error is never handed out again: the next writer gets a fresh descriptor.
    */
-  async openForWrite(id: string): Promise<StagingHandle> {
+  async openForWrite(id: string): Promise<StagingLease> {
     let entry = this.handles.get(id);
+    if (entry?.handle?.poisoned) {
+      this.handles.delete(id);
+      if (entry.handle.users === 0) this.closeHandle(entry.handle);
+      entry = undefined;
+    }
     if (entry === undefined) {
-      entry = { file: fs.open(this.pathOf(id), fsc.O_RDWR), users: 0, idle: null, removed: false };
-      this.handles.set(id, entry);
-      const opening = entry;
+      const opening = fs.open(this.pathOf(id), fsc.O_RDWR).then((fh) => new StagingHandle(fh, this.io));
+      const created = { opening, handle: null as StagingHandle | null };
+      this.handles.set(id, created);
+      entry = created;
       // A file that cannot be opened is not kept: the next request tries again.
-      opening.file.catch(() => {
-        if (this.handles.get(id) === opening) this.handles.delete(id);
-      });
+      opening.then(
+        (h) => void (created.handle = h),
+        () => {
+          if (this.handles.get(id) === created) this.handles.delete(id);
+        },
+      );
     }
-    this.wake(entry);
-    entry.users++;
-    const held = entry;
-    let fh: FileHandle;
-    try {
-      fh = await held.file;
-    } catch (err) {
-      held.users--;
-      throw err;
-    }
+    const handle = await entry.opening;
+    this.wake(handle);
+    handle.users++;
     let released = false;
     return {
-      fh,
+      handle,
       release: () => {
         if (released) return;
         released = true;
-        if (--held.users > 0) return;
-        if (held.removed || this.closed || this.idleHandles >= this.maxIdle) {
-          this.closeHandle(id, held);
+        if (--handle.users > 0) return;
+        const current = this.handles.get(id)?.handle === handle;
+        if (!current || handle.removed || handle.poisoned || this.closed || this.idleHandles >= this.maxIdle) {
+          if (current) this.handles.delete(id);
+          this.closeHandle(handle);
           return;
         }
         this.idleHandles++;
-        held.idle = setTimeout(() => {
-          this.wake(held);
-          this.closeHandle(id, held);
+        handle.idle = setTimeout(() => {
+          this.wake(handle);
+          if (this.handles.get(id)?.handle === handle) this.handles.delete(id);
+          this.closeHandle(handle);
         }, this.idleMs);
-        held.idle.unref();
+        handle.idle.unref();
       },
     };
   }
 
   /** Stops an idle handle's countdown to closing (it is in use again, or closing now). */
-  private wake(entry: OpenHandle): void {
-    if (entry.idle === null) return;
-    clearTimeout(entry.idle);
-    entry.idle = null;
+  private wake(handle: StagingHandle): void {
+    if (handle.idle === null) return;
+    clearTimeout(handle.idle);
+    handle.idle = null;
     this.idleHandles--;
   }
 
-  private closeHandle(id: string, entry: OpenHandle): void {
-    if (this.handles.get(id) === entry) this.handles.delete(id);
-    entry.file.then((fh) => fh.close()).catch(() => {});
+  private closeHandle(handle: StagingHandle): void {
+    handle.fh.close().catch(() => {});
   }
 
   openForRead(id: string, range?: { start: number; end: number }): Readable {
@@ -161,9 +165,14 @@ export class StagingArea {
     const entry = this.handles.get(id);
     if (entry) {
       this.handles.delete(id);
-      entry.removed = true;
-      this.wake(entry);
-      if (entry.users === 0) this.closeHandle(id, entry);
+      entry.opening.then(
+        (handle) => {
+          handle.removed = true;
+          this.wake(handle);
+          if (handle.users === 0) this.closeHandle(handle);
+        },
+        () => {},
+      );
     }
     await fs.rm(this.pathOf(id), { force: true });
   }
@@ -172,9 +181,11 @@ export class StagingArea {
   close(): void {
     this.closed = true;
     for (const [id, entry] of this.handles) {
-      if (entry.users > 0) continue;
-      this.wake(entry);
-      this.closeHandle(id, entry);
+      const handle = entry.handle;
+      if (!handle || handle.users > 0) continue;
+      this.wake(handle);
+      this.handles.delete(id);
+      this.closeHandle(handle);
     }
   }
 

@@ -8,6 +8,8 @@ import type { Readable } from 'node:stream';
 import { request as undiciRequest } from 'undici';
 import { buildApp, type AppOverrides, type Sluice } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
+import type { Db } from '../../src/ledger/database.js';
+import type { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 
 export type TestContext = { teardown(fn: () => unknown): void };
 type Tap = TestContext;
@@ -32,6 +34,8 @@ export function testConfig(dataDir: string, env: Record<string, string> = {}): C
 
 export interface Running extends Sluice {
   url: string;
+  /** The SQLite ledger's database, for tests that check rows directly. */
+  db: Db;
   config: Config;
   dataDir: string;
   close(): Promise<void>;
@@ -55,7 +59,7 @@ export async function startServer(
     await sluice.app.close();
   };
   t.teardown(close);
-  return { ...sluice, url: `http://127.0.0.1:${address.port}`, config, dataDir, close };
+  return { ...sluice, db: (sluice.ledger as SqliteLedger).db, url: `http://127.0.0.1:${address.port}`, config, dataDir, close };
 }
 
 export interface Reply {

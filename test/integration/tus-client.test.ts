@@ -87,10 +87,10 @@ t.test('tus-js-client: parallelUploads: 3 (concatenation of partial uploads)', a
   const { url } = await upload(data, { endpoint: `${s.url}/files`, parallelUploads: 3, chunkSize: 512 * KiB, metadata: { filename: 'video.mp4' } });
   const got = await stored(s, url);
   t.same([got.sha256, got.size, got.status.status, got.status.file_name], [sha256(data), data.length, 'completed', 'video.mp4']);
-  const partials = s.db.prepare("SELECT status FROM uploads WHERE concat = 'partial'").all() as { status: string }[];
+  const partials = s.db.prepare("SELECT status FROM uploads WHERE is_part = 1").all() as { status: string }[];
   t.equal(partials.length, 3, 'three partial uploads');
   t.ok(partials.every((p) => p.status === 'completed'), 'consumed by the final upload');
-  const files = s.db.prepare("SELECT COUNT(*) AS n FROM uploads WHERE status = 'completed' AND concat IS NOT 'partial'").get() as { n: number };
+  const files = s.db.prepare("SELECT COUNT(*) AS n FROM uploads WHERE status = 'completed' AND is_part = 0").get() as { n: number };
   t.equal(files.n, 1, 'only the final upload is published');
 });
 

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { HashWorker, inlineHasher, type SegmentDigest } from '../../src/service/hash-worker.js';
+import { HashWorker, inlineHasher, type SegmentDigest } from '../../src/service/hashing/hash-worker.js';
 import { tmpDir } from '../helpers/server.js';
 
 const hex = (alg: string, b: Buffer) => createHash(alg).update(b).digest('hex');
@@ -24,7 +24,7 @@ t.test('a job hashes what was written, read back from the file by the hashing th
   const w = new HashWorker();
   t.teardown(() => w.close());
 
-  const job = w.job(file, at, ['sha1', 'md5']);
+  const job = w.job(file, at, { algorithms: ['sha1', 'md5'], own: true });
   const fd = fs.openSync(file, 'r+');
   t.teardown(() => fs.closeSync(fd));
   const cutAt = 2 * 1024 * 1024 + 17;
@@ -36,9 +36,9 @@ t.test('a job hashes what was written, read back from the file by the hashing th
     if (cut === undefined && off + piece.length >= cutAt) cut = job.cut(at + off + piece.length);
   }
   const firstSegment = Math.ceil(cutAt / 65536) * 65536;
-  t.same(await cut, { sha256: hex('sha256', data.subarray(0, firstSegment)), fromStart: false }, 'the segment up to the cut');
+  t.same(await cut, { sha256: hex('sha256', data.subarray(0, firstSegment)) }, 'the segment up to the cut');
   const end = await job.end(at + data.length);
-  t.same([end.sha256, end.fromStart], [hex('sha256', data.subarray(firstSegment)), false], 'the segment after the cut');
+  t.equal(end.sha256, hex('sha256', data.subarray(firstSegment)), 'the segment after the cut');
   t.equal(end.checks.get('sha1')?.toString('hex'), hex('sha1', data), 'other algorithms cover the whole body');
   t.equal(end.checks.get('md5')?.toString('hex'), hex('md5', data));
   await t.rejects(job.end(at + data.length), /already ended/);
@@ -48,11 +48,11 @@ t.test('a job over a missing or short file fails with the reason', async (t) => 
   const dir = await tmpDir(t);
   const w = new HashWorker();
   t.teardown(() => w.close());
-  await t.rejects(w.job(path.join(dir, 'nope'), 0).end(10), /hashing failed: .*ENOENT/);
+  await t.rejects(w.job(path.join(dir, 'nope'), 0, { own: true }).end(10), /hashing failed: .*ENOENT/);
   fs.writeFileSync(path.join(dir, 'short'), Buffer.alloc(100));
-  await t.rejects(w.job(path.join(dir, 'short'), 0).end(1000), /ends at byte 100, before byte 1000/);
+  await t.rejects(w.job(path.join(dir, 'short'), 0, { own: true }).end(1000), /ends at byte 100, before byte 1000/);
   // The thread keeps serving after a failed job.
-  t.equal((await w.job(path.join(dir, 'short'), 0).end(100)).sha256, hex('sha256', Buffer.alloc(100)));
+  t.equal((await w.job(path.join(dir, 'short'), 0, { own: true }).end(100)).sha256, hex('sha256', Buffer.alloc(100)));
 });
 
 t.test('whole-file digests continue across requests, start over at 0 and are lost when the thread stops', async (t) => {
@@ -77,11 +77,11 @@ t.test('whole-file digests continue across requests, start over at 0 and are los
 
 /**
  * Writes `data` into `file` at `at` as a body would, through a job of `w` that continues the
- * whole-file digest of `key` (with the segment's own digest too when `segment`), cutting once at
+ * whole-file digest of `key` (with the segment's own digest too when `own`), cutting once at
  * `cutAt` bytes. `record` says which ends (cut, end) are reported recorded.
  */
-async function writeThrough(w: HashWorker, file: string, at: number, data: Buffer, key: string, opts: { segment?: boolean; cutAt?: number; record?: boolean } = {}) {
-  const job = w.job(file, at, [], { key, segment: opts.segment ?? false });
+async function writeThrough(w: HashWorker, file: string, at: number, data: Buffer, key: string, opts: { own?: boolean; cutAt?: number; record?: boolean } = {}) {
+  const job = w.job(file, at, { key, own: opts.own ?? false });
   const fd = fs.openSync(file, 'r+');
   let cut: Promise<SegmentDigest> | undefined;
   let cutEnd = 0;
@@ -118,11 +118,10 @@ t.test('an append that continues the whole-file digest hashes each byte once and
   const mib = 1024 * 1024;
 
   const first = await writeThrough(w, file, 0, data.subarray(0, mib), 'k');
-  t.same([first.end.sha256, first.end.fromStart], [hex('sha256', data.subarray(0, mib)), true], 'from byte 0: the whole-file digest so far');
+  t.equal(first.end.sha256, undefined, 'an append wants no digest of its own');
   t.equal(await w.extend('k', file, 0, mib), mib);
   const second = await writeThrough(w, file, mib, data.subarray(mib), 'k', { cutAt: mib });
-  t.same(second.cut, { sha256: hex('sha256', data.subarray(0, 2 * mib)), fromStart: true }, 'a cut answers the digest of [0, cut)');
-  t.same([second.end.sha256, second.end.fromStart], [hex('sha256', data), true], 'the end answers the digest of [0, end)');
+  t.same(second.cut, {}, 'a cut of an append answers no digest');
   // The bytes change on disk after the job hashed them: extend takes the job's digests, so it does
   // not see the change (recorded bytes never change; this only shows that nothing was read again).
   zero(file, mib, 2 * mib);
@@ -130,9 +129,11 @@ t.test('an append that continues the whole-file digest hashes each byte once and
   t.equal(await w.extend('k', file, 2 * mib, 2 * mib + 1000, 3 * mib), 3 * mib, 'a digest past `to` is taken when the bytes up to it are recorded');
   t.same(await w.digest('k'), { upTo: 3 * mib, sha256: hex('sha256', data) }, 'the digest was continued from the job\'s');
 
-  // A job that does not start where the kept digest ends hashes its segment alone.
-  const apart = await writeThrough(w, file, 5, data.subarray(0, 100_000), 'k');
-  t.same([apart.end.sha256, apart.end.fromStart], [hex('sha256', data.subarray(0, 100_000)), false]);
+  // A job that does not start where the kept digest ends leaves nothing for extend: the bytes it
+  // wrote are read back.
+  const apart = await writeThrough(w, file, 3 * mib - 5, Buffer.alloc(5, 1), 'k');
+  t.equal(apart.end.sha256, undefined);
+  t.same(await w.digest('k'), { upTo: 3 * mib, sha256: hex('sha256', data) }, 'the kept digest is unchanged');
 });
 
 t.test('a chunk that continues the whole-file digest answers its own SHA-256 and feeds the digest from the same reads', async (t) => {
@@ -140,11 +141,11 @@ t.test('a chunk that continues the whole-file digest answers its own SHA-256 and
   const w = new HashWorker();
   t.teardown(() => w.close());
   const mib = 1024 * 1024;
-  const first = await writeThrough(w, file, 0, data.subarray(0, mib), 'n', { segment: true });
-  t.same([first.end.sha256, first.end.fromStart], [hex('sha256', data.subarray(0, mib)), false]);
+  const first = await writeThrough(w, file, 0, data.subarray(0, mib), 'n', { own: true });
+  t.equal(first.end.sha256, hex('sha256', data.subarray(0, mib)));
   t.equal(await w.extend('n', file, 0, mib), mib);
-  const second = await writeThrough(w, file, mib, data.subarray(mib), 'n', { segment: true });
-  t.same([second.end.sha256, second.end.fromStart], [hex('sha256', data.subarray(mib)), false], 'the chunk\'s own digest');
+  const second = await writeThrough(w, file, mib, data.subarray(mib), 'n', { own: true });
+  t.equal(second.end.sha256, hex('sha256', data.subarray(mib)), 'the chunk\'s own digest');
   zero(file, mib, mib);
   t.equal(await w.extend('n', file, mib, 2 * mib), 2 * mib);
   t.same(await w.digest('n'), { upTo: 2 * mib, sha256: hex('sha256', data) }, 'the whole-file digest came from the chunk\'s reads');
@@ -157,8 +158,8 @@ t.test('the bytes a chunk\'s job had not reached at its end are hashed for the c
   const mib = 1024 * 1024;
   // 1.5 MiB: the main thread posts a read at 1 MiB, so the last half MiB is read only at the end.
   const size = mib + mib / 2;
-  const job = await writeThrough(w, file, 0, data.subarray(0, size), 'late', { segment: true });
-  t.same([job.end.sha256, job.end.fromStart], [hex('sha256', data.subarray(0, size)), false], 'the chunk\'s own digest covers the late bytes');
+  const job = await writeThrough(w, file, 0, data.subarray(0, size), 'late', { own: true });
+  t.equal(job.end.sha256, hex('sha256', data.subarray(0, size)), 'the chunk\'s own digest covers the late bytes');
   // Any later answer comes after the thread fed the late bytes to the whole-file digest.
   await w.digest('late');
   zero(file, 0, size);
@@ -194,7 +195,7 @@ t.test('a thread holding digests outlasts a short pause; once they are forgotten
   const pause = () => new Promise((r) => setTimeout(r, 500));
 
   // Nothing held: the short idle time applies.
-  t.equal((await w.job(file, 0).end(10)).sha256, hex('sha256', data.subarray(0, 10)));
+  t.equal((await w.job(file, 0, { own: true }).end(10)).sha256, hex('sha256', data.subarray(0, 10)));
   await pause();
   t.equal(w.running, false, 'an idle thread without digests stops');
 
@@ -228,7 +229,7 @@ t.test('the inline hasher gives the same answers on the calling thread', async (
   const data = randomBytes(200_000);
   const h = inlineHasher(['sha1']);
   h.update(data.subarray(0, 70_000), 70_000);
-  t.same(await h.cut(70_000), { sha256: hex('sha256', data.subarray(0, 70_000)), fromStart: false });
+  t.same(await h.cut(70_000), { sha256: hex('sha256', data.subarray(0, 70_000)) });
   h.update(data.subarray(70_000), 200_000);
   const end = await h.end(200_000);
   t.equal(end.sha256, hex('sha256', data.subarray(70_000)));

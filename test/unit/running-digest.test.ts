@@ -2,8 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import t from 'tap';
-import { HashWorker } from '../../src/service/hash-worker.js';
-import { RunningDigests } from '../../src/service/running-digest.js';
+import { HashWorker } from '../../src/service/hashing/hash-worker.js';
+import { RunningDigests } from '../../src/service/hashing/running-digest.js';
 import { tmpDir, type TestContext } from '../helpers/server.js';
 
 const CHUNK = 300_000;
@@ -22,7 +22,7 @@ async function setup(t: TestContext & { fail(msg: string): void }, chunks: numbe
   const digests = new RunningDigests({
     hasher,
     pathOf: () => file,
-    recordedUntil: (_id, from) => {
+    recordedUntil: async (_id, from) => {
       let i = Math.floor(from / CHUNK);
       while (recorded.has(i)) i++;
       return Math.min(i * CHUNK, data.length);
@@ -99,7 +99,7 @@ t.test('a staging file shorter than its recorded bytes is reported, and the dige
   const d = new RunningDigests({
     hasher,
     pathOf: () => file,
-    recordedUntil: () => data.length,
+    recordedUntil: async () => data.length,
     onError: (_id, err) => errors.push(err),
   });
   t.equal(await d.digest('u', data.length), undefined);

@@ -23,12 +23,12 @@ t.test('requests writing one upload share one open file; their writes land in it
   const staging = await area(t);
   await staging.create('a', 8);
   const [one, two] = await Promise.all([staging.openForWrite('a'), staging.openForWrite('a')]);
-  t.equal(one.fh, two.fh, 'one handle');
-  await one.fh.write(Buffer.from('abcd'), 0, 4, 0);
-  await two.fh.write(Buffer.from('efgh'), 0, 4, 4);
+  t.equal(one.handle.fh, two.handle.fh, 'one handle');
+  await one.handle.fh.write(Buffer.from('abcd'), 0, 4, 0);
+  await two.handle.fh.write(Buffer.from('efgh'), 0, 4, 4);
   one.release();
   one.release(); // a second release of the same lease changes nothing
-  t.not(two.fh.fd, -1, 'still open while the other request holds it');
+  t.not(two.handle.fh.fd, -1, 'still open while the other request holds it');
   two.release();
   t.equal(await fs.readFile(staging.pathOf('a'), 'utf8'), 'abcdefgh');
 });
@@ -38,15 +38,15 @@ t.test('a released handle stays open for a moment and is reused, then closes', a
   await staging.create('a', 4);
   const first = await staging.openForWrite('a');
   first.release();
-  t.not(first.fh.fd, -1, 'open while idle');
+  t.not(first.handle.fh.fd, -1, 'open while idle');
   const again = await staging.openForWrite('a');
-  t.equal(again.fh, first.fh, 'reused within the idle time');
+  t.equal(again.handle.fh, first.handle.fh, 'reused within the idle time');
   again.release();
   await sleep(250);
-  t.equal(first.fh.fd, -1, 'closed after the idle time');
+  t.equal(first.handle.fh.fd, -1, 'closed after the idle time');
   const later = await staging.openForWrite('a');
-  t.not(later.fh, first.fh, 'opened anew');
-  t.not(later.fh.fd, -1);
+  t.not(later.handle.fh, first.handle.fh, 'opened anew');
+  t.not(later.handle.fh.fd, -1);
   later.release();
 });
 
@@ -55,9 +55,9 @@ t.test('at most maxIdle released handles stay open; beyond that they close at on
   const [a, b] = await openTwo(staging);
   a.release();
   b.release();
-  t.not(a.fh.fd, -1, 'first one kept');
+  t.not(a.handle.fh.fd, -1, 'first one kept');
   await sleep(20);
-  t.equal(b.fh.fd, -1, 'second one closed');
+  t.equal(b.handle.fh.fd, -1, 'second one closed');
 });
 
 t.test('remove: an idle handle closes at once; a held one keeps working until released', async (t) => {
@@ -67,7 +67,7 @@ t.test('remove: an idle handle closes at once; a held one keeps working until re
   idle.release();
   await staging.remove('idle');
   await sleep(20);
-  t.equal(idle.fh.fd, -1, 'idle handle closed by remove');
+  t.equal(idle.handle.fh.fd, -1, 'idle handle closed by remove');
   await t.rejects(staging.openForWrite('idle'), { code: 'ENOENT' }, 'the file is gone');
   await t.rejects(staging.openForWrite('idle'), { code: 'ENOENT' }, 'a failed open is not kept');
 
@@ -75,15 +75,15 @@ t.test('remove: an idle handle closes at once; a held one keeps working until re
   const held = await staging.openForWrite('held');
   await staging.remove('held');
   await t.rejects(fs.access(staging.pathOf('held')), 'unlinked');
-  await held.fh.write(Buffer.from('late'), 0, 4, 0); // the request's write goes nowhere, as with its own handle
-  t.not(held.fh.fd, -1, 'still open for the request holding it');
+  await held.handle.fh.write(Buffer.from('late'), 0, 4, 0); // the request's write goes nowhere, as with its own handle
+  t.not(held.handle.fh.fd, -1, 'still open for the request holding it');
   held.release();
   await sleep(20);
-  t.equal(held.fh.fd, -1, 'closed by the last release');
+  t.equal(held.handle.fh.fd, -1, 'closed by the last release');
 
   await staging.create('held', 4); // a new file by that name gets a new handle
   const fresh = await staging.openForWrite('held');
-  t.not(fresh.fh, held.fh);
+  t.not(fresh.handle.fh, held.handle.fh);
   fresh.release();
 });
 
@@ -93,13 +93,13 @@ t.test('close: idle handles close now, held ones when released, and nothing is k
   a.release();
   staging.close();
   await sleep(20);
-  t.equal(a.fh.fd, -1, 'idle handle closed');
-  t.not(b.fh.fd, -1, 'held handle open');
+  t.equal(a.handle.fh.fd, -1, 'idle handle closed');
+  t.not(b.handle.fh.fd, -1, 'held handle open');
   b.release();
   await sleep(20);
-  t.equal(b.fh.fd, -1, 'closed on release after close');
+  t.equal(b.handle.fh.fd, -1, 'closed on release after close');
   const c = await staging.openForWrite('a');
   c.release();
   await sleep(20);
-  t.equal(c.fh.fd, -1, 'not kept idle after close');
+  t.equal(c.handle.fh.fd, -1, 'not kept idle after close');
 });

@@ -22,7 +22,7 @@ export const contentRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }
       },
     },
     async (request, reply) => {
-      const upload = service.completed(request.owner, request.params.id);
+      const upload = await service.completed(request.owner, request.params.id);
       let range: { start: number; end: number } | undefined;
       const header = request.headers.range;
       if (header !== undefined && upload.size > 0) {

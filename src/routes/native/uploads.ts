@@ -89,7 +89,7 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
       // Paged, so that a 100,000-chunk upload's status stays a small answer (and a small query).
       const limit = Number(request.query.missing_limit ?? MISSING_PAGE);
       const from = request.query.missing_after === undefined ? 0 : Number(request.query.missing_after) + 1;
-      const page = service.missingChunks(upload, limit + 1, from);
+      const page = await service.missingChunks(upload, limit + 1, from);
       const missing = page.slice(0, limit);
       return {
         ...presentUpload(upload),
@@ -98,7 +98,7 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
         ...(page.length > limit && { missing_chunks_next: missing[missing.length - 1] as number }),
         ...(finishProgress !== undefined && { finish_progress: finishProgress }),
         // A token holder may refresh the signed URLs; a signed URL cannot extend itself.
-        ...(upload.status === 'uploading' && upload.protocol === 'native' && !request.viaSignedUrl && signedUrls(request, upload.id)),
+        ...(upload.status === 'uploading' && upload.layout === 'grid' && !request.viaSignedUrl && signedUrls(request, upload.id)),
       };
     },
   );
@@ -114,7 +114,7 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
         if (!after) throw new SluiceError('invalid_request', 'cursor is not one this server returned');
       }
       // One extra row tells whether there is a next page without a COUNT.
-      const rows = service.list(request.owner, limit + 1, after);
+      const rows = await service.list(request.owner, limit + 1, after);
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return { uploads: page.map(presentUpload), next_cursor: rows.length > limit && last ? encodeCursor(last) : null };

@@ -1,10 +1,10 @@
 import contentDisposition from 'content-disposition';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../errors.js';
-import { logRequestError, toSluiceError } from '../../http/error-handler.js';
+import { logRequestError, sendPlain, toSluiceError } from '../../http/error-handler.js';
 import { absoluteUrl, type UrlOptions } from '../../http/urls.js';
 import type { Upload } from '../../ledger/ledger.js';
-import type { UploadService } from '../../service/upload-service.js';
+import type { AppendRequest, UploadService } from '../../service/upload-service.js';
 import {
   CHECKSUM_ALGORITHMS,
   OFFSET_OCTET_STREAM,
@@ -63,6 +63,12 @@ const TUS_STATUS: Partial<Record<SluiceError['code'], number>> = {
   checksum_mismatch: 460, // "460 Checksum Mismatch"
 };
 
+/**
+ * checksum-trailer: the algorithm is known only once the trailer arrives, so every one that may
+ * be named is computed while the body streams, and the named one is checked.
+ */
+const TRAILER_ALGORITHMS = Object.values(CHECKSUM_ALGORITHMS);
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MIME = /^[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+$/;
 
@@ -80,9 +86,7 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     // "[...] it MUST respond with the 412 Precondition Failed status and MUST include the Tus-Version header"
     if (err.code === 'tus_version_unsupported') reply.header('tus-version', TUS_VERSION);
     if (request.headers[INTEROP_HEADER] === undefined) reply.header('tus-resumable', TUS_VERSION);
-    reply.code(TUS_STATUS[err.code] ?? err.status);
-    if (request.method === 'HEAD') return reply.send();
-    return reply.type('text/plain; charset=utf-8').send(`${err.code}: ${err.message}\n`);
+    return sendPlain(request, reply, err, TUS_STATUS[err.code] ?? err.status);
   });
 
   app.addHook('onRequest', async (request, reply) => {
@@ -129,11 +133,16 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     const values = meta?.values ?? {};
     const fileName = values.filename || values.name || 'upload';
     const declared = values.filetype || values.type;
+    // "The Server MUST respond with ... Upload-Metadata" as sent, and Upload-Concat likewise.
+    const echo: Record<string, string> = {};
+    if (meta) echo[UPLOAD_METADATA] = meta.raw;
+    if (concat) echo[UPLOAD_CONCAT] = concat.kind === 'final' ? concat.raw : 'partial';
     const common = {
+      protocol: 'tus' as const,
       fileName,
       contentType: declared && MIME.test(declared) ? declared : 'application/octet-stream',
       metadata: values,
-      tusMetadata: meta?.raw ?? null,
+      echo: Object.keys(echo).length > 0 ? echo : null,
     };
     const withBody = contentTypeOf(request) === OFFSET_OCTET_STREAM;
 
@@ -142,7 +151,7 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
       if (h[UPLOAD_LENGTH] !== undefined) throw new SluiceError('invalid_request', 'a final upload takes no Upload-Length');
       if (withBody) throw new SluiceError('invalid_request', 'a final upload takes no body');
       const ids = concat.urls.map((u) => idFromUrl(u, tusPath));
-      const upload = await service.createConcatenation(request.owner, ids, { ...common, concat: concat.raw });
+      const upload = await service.createComposed(request.owner, ids, common);
       request.log = request.log.child({ uploadId: upload.id });
       expires(reply, upload);
       return reply.code(201).header('location', uploadUrl(request, upload.id)).send();
@@ -156,7 +165,7 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     if (defer === undefined && length === undefined) throw new SluiceError('invalid_request', 'Upload-Length or Upload-Defer-Length: 1 is required');
     if (!withBody && hasBody(request)) throw new SluiceError('unsupported_media_type', `a creation body must be ${OFFSET_OCTET_STREAM}`);
 
-    let upload = await service.createStream(request.owner, { ...common, size: length, partial: concat?.kind === 'partial' });
+    let upload = await service.createStream(request.owner, { ...common, size: length, isPart: concat?.kind === 'partial' });
     request.log = request.log.child({ uploadId: upload.id });
     reply.header('location', uploadUrl(request, upload.id));
     if (withBody) {
@@ -169,24 +178,29 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
   });
 
   app.head(`${tusPath}/:id`, hidden, async (request, reply) => {
+    // A PATCH that has just ended (or broken off) records its durable bytes first (milliseconds),
+    // so that a client resuming after a network error reads the offset it must continue from.
+    await service.settled(uploadId(request));
     const upload = await tusUpload(service, request);
     // "The Server MUST prevent the client and/or proxies from caching the response"
     reply.header('cache-control', 'no-store');
     const finalPending = upload.parts !== null && upload.status !== 'completed';
+    const echoed = upload.echo ?? {};
     // "The response to a HEAD request for a final upload SHOULD NOT contain the Upload-Offset header
     // unless the concatenation has been successfully finished."
     if (!finalPending) reply.header(UPLOAD_OFFSET, String(upload.status === 'completed' ? upload.size : upload.bytesReceived));
     if (upload.lengthDeferred) reply.header(UPLOAD_DEFER_LENGTH, '1');
     else reply.header(UPLOAD_LENGTH, String(upload.size));
-    if (upload.tusMetadata !== null) reply.header(UPLOAD_METADATA, upload.tusMetadata);
-    if (upload.concat !== null) reply.header(UPLOAD_CONCAT, upload.concat);
+    if (echoed[UPLOAD_METADATA] !== undefined) reply.header(UPLOAD_METADATA, echoed[UPLOAD_METADATA]);
+    if (echoed[UPLOAD_CONCAT] !== undefined) reply.header(UPLOAD_CONCAT, echoed[UPLOAD_CONCAT]);
     expires(reply, upload);
     const interop = interopVersion(request);
+    const allBytes = await service.hasAllBytes(upload);
     if (interop !== undefined) {
-      reply.header(UPLOAD_COMPLETE, booleanField(service.hasAllBytes(upload) || upload.status !== 'uploading'));
+      reply.header(UPLOAD_COMPLETE, booleanField(allBytes || upload.status !== 'uploading'));
       reply.header(UPLOAD_LIMIT, uploadLimit(maxUploadSize));
     }
-    if (upload.status === 'uploading' && upload.concat !== 'partial' && service.hasAllBytes(upload)) {
+    if (upload.status === 'uploading' && !upload.isPart && allBytes) {
       // Every byte is here but publishing failed earlier (a store outage): try again now.
       void service.publishIfComplete(upload.id).catch((err: unknown) => request.log.warn({ err }, 'publishing again failed'));
     }
@@ -230,12 +244,13 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
       }
     }
     let upload = await service.createStream(request.owner, {
+      protocol: 'ietf',
       fileName,
       contentType: type && MIME.test(type) && type !== PARTIAL_UPLOAD ? type : 'application/octet-stream',
       metadata: {},
-      tusMetadata: null,
+      echo: null,
       size,
-      partial: false,
+      isPart: false,
     });
     request.log = request.log.child({ uploadId: upload.id });
     const location = uploadUrl(request, upload.id);
@@ -290,18 +305,18 @@ function uploadId(request: FastifyRequest): string {
 /** The tus view of an upload: gone ones answer 404 (terminated) or 410 (expired, failed). */
 async function tusUpload(service: UploadService, request: FastifyRequest): Promise<Upload> {
   const upload = await service.status(request.owner, uploadId(request));
-  if (upload.protocol !== 'tus') throw new SluiceError('not_found', 'this upload was created with the native API');
+  if (upload.layout !== 'stream') throw new SluiceError('not_found', 'this upload was created with the native API');
   if (upload.status === 'aborted') throw new SluiceError('not_found', 'the upload was terminated');
   if (upload.status === 'expired') throw new SluiceError('upload_expired');
   if (upload.status === 'failed') throw new SluiceError('upload_expired', `the upload failed: ${upload.failure ?? ''}`);
   return upload;
 }
 
-function appendRequest(request: FastifyRequest, offset: number) {
+function appendRequest(request: FastifyRequest, offset: number): AppendRequest {
   const h = request.headers;
   const length = h['content-length'];
   const chunked = h['transfer-encoding'] !== undefined;
-  let checksum = parseChecksum(h);
+  const checksum = parseChecksum(h);
   // checksum-trailer: the digest arrives after the body, announced by `Trailer: Upload-Checksum`.
   const trailer = !checksum && /(^|,)\s*upload-checksum\s*(,|$)/i.test(String(h.trailer ?? '')) && chunked;
   return {
@@ -309,15 +324,18 @@ function appendRequest(request: FastifyRequest, offset: number) {
     stream: request.raw,
     declaredLength: length === undefined || chunked ? undefined : Number(length),
     length: nonNegativeInteger(h, UPLOAD_LENGTH),
+    // checksum: "the uploaded chunk MUST be discarded, and the upload and its offset MUST NOT be
+    // updated" when it does not match - the service records a checksummed body all or nothing.
     checksum: trailer
       ? {
-          trailer: () => {
+          algorithms: TRAILER_ALGORITHMS,
+          expected: () => {
             const value = request.raw.trailers['upload-checksum'];
             if (value === undefined) throw new SluiceError('invalid_request', 'the announced Upload-Checksum trailer did not arrive');
-            return (checksum = checksumValue(value));
+            return checksumValue(value);
           },
         }
-      : checksum,
+      : checksum && { algorithms: [checksum.algorithm], expected: () => checksum },
   };
 }
 

@@ -1,20 +1,26 @@
 import { createHash } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { hashWorkerMain, type FromHashWorker, type ToHashWorker } from './hash-worker-main.js';
+import { inSea, seaAsset } from '../../lib/sea.js';
+import type { FromHashThread, HashRequest, ToHashThread } from './hash-messages.js';
 
-/** Hashing bodies' bytes: SHA-256 of each segment, and any other algorithms a client asked for. */
+/** A body's digests: its own SHA-256 (when asked for) and any algorithms a client asked for. */
 export interface BodyDigests extends SegmentDigest {
   checks: Map<string, Buffer>;
 }
 
 export interface SegmentDigest {
-  sha256: string;
-  /**
-   * True when `sha256` is the digest of the file from byte 0 to the end of the segment rather than
-   * of the segment alone: an append's job continues the whole-file digest instead of hashing its
-   * segment on its own, so that every byte is hashed once (see {@link HashWorker.job}).
-   */
-  fromStart: boolean;
+  /** The segment's own SHA-256, hex; undefined when the job was not asked for it. */
+  sha256: string | undefined;
+}
+
+/** What a job computes besides continuing the whole-file digest. */
+export interface JobOptions {
+  /** Other algorithms (a client's checksum), digested over the whole body. */
+  algorithms?: string[];
+  /** Whether the body's own SHA-256 is wanted (a chunk's is checked and recorded; an append's is not). */
+  own: boolean;
+  /** The whole-file digest to continue (the upload's id), when the body starts where it ends. */
+  key?: string;
 }
 
 /**
@@ -24,6 +30,7 @@ export interface SegmentDigest {
 export interface BodyHasher {
   /** `piece` was written and ends at byte `end` of the file. */
   update(piece: Buffer, end: number): void;
+  /** A checkpoint: hash up to `end`, answer the own SHA-256 since the last cut. */
   cut(end: number): Promise<SegmentDigest>;
   end(end: number): Promise<BodyDigests>;
   /** The body's bytes up to `end` (a cut or the end) were recorded in the ledger. */
@@ -56,7 +63,7 @@ export class HashWorker {
   private worker: Worker | null = null;
   private nextReq = 1;
   private nextJob = 1;
-  private readonly pending = new Map<number, { resolve: (m: FromHashWorker) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (m: FromHashThread) => void; reject: (e: Error) => void }>();
   private openJobs = 0;
   private idleTimer: NodeJS.Timeout | null = null;
   private lastUsed = 0;
@@ -72,19 +79,16 @@ export class HashWorker {
   ) {}
 
   /**
-   * Starts hashing a body that is being written into `path` from byte `at`.
-   *
-   * With `whole`, when the whole-file digest kept under `whole.key` ends at `at` - or `at` is 0 -
-   * the job continues a copy of it from the same reads (a chunk's last unread bytes after its
-   * answer, see hashWorkerMain), and once the body's bytes are `recorded`, `extend` takes that
-   * copy instead of reading them back (BENCHMARKS.md item 17). Without
-   * `whole.segment` (appends, whose segments are recorded with the whole-file digest instead) the
-   * job then hashes each byte once, and answers the digest of [0, end) (`fromStart`); otherwise,
-   * and without `whole`, it answers the segment's own SHA-256.
+   * Starts hashing a body that is being written into `path` from byte `at`. With `key`, when the
+   * whole-file digest kept under `key` ends at `at` - or `at` is 0 - the job continues a copy of
+   * it from the same reads, and once the body's bytes are `recorded`, `extend` takes that copy
+   * instead of reading them back (BENCHMARKS.md item 17): an append (which wants no digest of its
+   * own) is then read and hashed once.
    */
-  job(path: string, at: number, algorithms: string[] = [], whole?: { key: string; segment: boolean }): BodyHasher {
+  job(path: string, at: number, opts: JobOptions): BodyHasher {
     const job = this.nextJob++;
-    this.post({ t: 'open', job, path, at, algorithms, ...(whole && { whole }) });
+    const { key } = opts;
+    this.post({ t: 'open', job, path, at, algorithms: opts.algorithms ?? [], own: opts.own, ...(key !== undefined && { key }) });
     this.openJobs++;
     let posted = at;
     let ended = false;
@@ -97,24 +101,26 @@ export class HashWorker {
       cut: async (end) => {
         posted = end;
         const m = await this.request({ t: 'cut', job, to: end, req: 0 });
-        return { sha256: m.sha256 as string, fromStart: m.fromStart === true };
+        return { sha256: m.sha256 };
       },
       end: async (end) => {
         if (ended) throw new Error('hashing job already ended');
         ended = true;
         try {
           const m = await this.request({ t: 'end', job, to: end, req: 0 });
-          return { sha256: m.sha256 as string, fromStart: m.fromStart === true, checks: new Map(Object.entries(m.checks ?? {}).map(([a, d]) => [a, Buffer.from(d)])) };
+          return { sha256: m.sha256, checks: new Map(Object.entries(m.checks ?? {}).map(([a, d]) => [a, Buffer.from(d)])) };
         } finally {
           this.openJobs--;
           this.idle();
         }
       },
+      // Posted in order on the same port, so a confirm always reaches the thread before any
+      // extend the main thread sends after it.
       recorded: (end) => {
-        if (whole && this.worker) this.post({ t: 'confirm', job, end });
+        if (key !== undefined && this.worker) this.post({ t: 'confirm', job, end });
       },
       settle: () => {
-        if (whole && this.worker) this.post({ t: 'settle', job });
+        if (key !== undefined && this.worker) this.post({ t: 'settle', job });
       },
     };
   }
@@ -158,6 +164,14 @@ export class HashWorker {
     if (this.worker) this.post({ t: 'forget', key });
   }
 
+  /**
+   * Ends the thread now, as a crash would: what is awaited fails and the jobs it had are lost (their
+   * ends fail, so their bodies record nothing); the next use starts a fresh thread.
+   */
+  async kill(): Promise<void> {
+    await this.worker?.terminate();
+  }
+
   /** Stops the thread for good: what is awaited fails, and nothing starts it again. */
   async close(): Promise<void> {
     this.closed = true;
@@ -169,9 +183,9 @@ export class HashWorker {
   }
 
   /** Sends `msg` with a fresh request number (callers pass 0) and waits for its answer. */
-  private request(msg: Extract<ToHashWorker, { req: number }>): Promise<FromHashWorker> {
+  private request(msg: HashRequest): Promise<FromHashThread> {
     const req = this.nextReq++;
-    return new Promise<FromHashWorker>((resolve, reject) => {
+    return new Promise<FromHashThread>((resolve, reject) => {
       this.pending.set(req, { resolve, reject });
       // Waiting for an answer keeps the process alive; an idle thread does not.
       this.thread().ref();
@@ -182,7 +196,7 @@ export class HashWorker {
     });
   }
 
-  private post(msg: ToHashWorker): void {
+  private post(msg: ToHashThread): void {
     this.thread().postMessage(msg);
     this.idle();
   }
@@ -190,12 +204,9 @@ export class HashWorker {
   private thread(): Worker {
     if (this.worker) return this.worker;
     if (this.closed) throw new Error('the hashing thread was closed');
-    // Modules are passed in: the worker's code is the text of one function (see hashWorkerMain).
-    // `__name` is defined because a TypeScript loader that keeps function names calls it.
-    const source = `const __name = (f) => f; (${hashWorkerMain.toString()})(require('node:worker_threads'), require('node:fs'), require('node:crypto'));`;
-    const worker = new Worker(source, { eval: true });
+    const worker = spawnHashThread();
     worker.unref();
-    worker.on('message', (m: FromHashWorker) => {
+    worker.on('message', (m: FromHashThread) => {
       const p = this.pending.get(m.req);
       if (!p) return;
       this.pending.delete(m.req);
@@ -249,7 +260,18 @@ export class HashWorker {
   }
 }
 
-/** Hashes on the calling thread, for bodies that are not written anywhere (a retried chunk). */
+/**
+ * The hashing thread: its own bundled entry next to this code (dist/server/hash-thread.js), the
+ * TypeScript source when running from sources (the loader is inherited by workers), or the
+ * bundle embedded in the single executable.
+ */
+function spawnHashThread(): Worker {
+  if (inSea()) return new Worker(seaAsset('hash-thread.cjs').toString('utf8'), { eval: true });
+  const here = import.meta.url;
+  return new Worker(new URL(here.endsWith('.ts') ? './hash-thread.ts' : './hash-thread.js', here));
+}
+
+/** Hashes on the calling thread: small bodies, and bodies that are not written anywhere (a retried chunk). */
 export function inlineHasher(algorithms: string[] = []): BodyHasher {
   let sha256 = createHash('sha256');
   const checks = new Map(algorithms.map((a) => [a, createHash(a)]));
@@ -261,9 +283,9 @@ export function inlineHasher(algorithms: string[] = []): BodyHasher {
     cut: async () => {
       const d = sha256.digest('hex');
       sha256 = createHash('sha256');
-      return { sha256: d, fromStart: false };
+      return { sha256: d };
     },
-    end: async () => ({ sha256: sha256.digest('hex'), fromStart: false, checks: new Map([...checks].map(([a, h]) => [a, h.digest()])) }),
+    end: async () => ({ sha256: sha256.digest('hex'), checks: new Map([...checks].map(([a, h]) => [a, h.digest()])) }),
     recorded: () => {},
     settle: () => {},
   };

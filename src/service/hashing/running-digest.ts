@@ -4,7 +4,7 @@ export interface RunningDigestDeps {
   /** Path of an upload's staging file. */
   pathOf(id: string): string;
   /** Where the recorded (durable, counted) bytes starting at `from` stop being contiguous. */
-  recordedUntil(id: string, from: number): number;
+  recordedUntil(id: string, from: number): Promise<number>;
   /** Background catch-up failed (a read error): the digest is then computed at finish. */
   onError(id: string, err: unknown): void;
   /** The thread that holds the digests and reads the bytes. */
@@ -16,6 +16,8 @@ interface Entry {
   upTo: number;
   /** The catch-up running for this upload, if any. */
   job: Promise<void> | null;
+  /** Bytes were recorded while a catch-up ran: look again when it ends (it may have just looked). */
+  again: boolean;
 }
 
 /** Bytes read per request to the hashing thread, so that chunks' own hashing is never held up long. */
@@ -42,9 +44,10 @@ export class RunningDigests {
   /** Bytes of upload `id` were recorded: hash them once they join the contiguous prefix. */
   recorded(id: string): void {
     const e = this.entry(id);
-    // A catch-up already running or queued reads the ledger again before it stops: no query here.
-    if (e.job || this.queued.has(id)) return;
-    if (this.deps.recordedUntil(id, e.upTo) > e.upTo) this.schedule(id);
+    // A catch-up asks the ledger where the contiguous prefix ends and stops at once when it did
+    // not grow; one already running is told to look once more when it ends.
+    if (e.job) e.again = true;
+    else this.schedule(id);
   }
 
   /**
@@ -77,13 +80,13 @@ export class RunningDigests {
 
   private entry(id: string): Entry {
     let e = this.entries.get(id);
-    if (!e) this.entries.set(id, (e = { upTo: 0, job: null }));
+    if (!e) this.entries.set(id, (e = { upTo: 0, job: null, again: false }));
     return e;
   }
 
   private schedule(id: string): void {
     const e = this.entries.get(id);
-    if (!e || e.job) return;
+    if (!e || e.job || this.queued.has(id)) return;
     if (this.active >= BACKGROUND_JOBS) {
       this.queued.add(id);
       return;
@@ -91,6 +94,10 @@ export class RunningDigests {
     this.active++;
     void this.run(id, e).finally(() => {
       this.active--;
+      if (e.again && this.entries.get(id) === e) {
+        e.again = false;
+        this.queued.add(id);
+      }
       const next = this.queued.values().next();
       if (!next.done) {
         this.queued.delete(next.value);
@@ -105,7 +112,7 @@ export class RunningDigests {
       try {
         for (;;) {
           if (this.entries.get(id) !== e) return; // forgotten meanwhile
-          const end = this.deps.recordedUntil(id, e.upTo);
+          const end = await this.deps.recordedUntil(id, e.upTo);
           if (end <= e.upTo) return;
           const to = Math.min(end, e.upTo + STEP);
           // null: the hashing thread was restarted and lost the digest

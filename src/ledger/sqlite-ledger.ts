@@ -1,0 +1,369 @@
+import type { Statement, Transaction } from 'better-sqlite3';
+import { checkpoint, type Db } from './database.js';
+import { GroupCommit } from './group-commit.js';
+import type {
+  AppendResult,
+  Chunk,
+  CreateResult,
+  Discard,
+  DiskBudget,
+  Extent,
+  Fence,
+  Ledger,
+  NewUpload,
+  OwnerLimits,
+  RecordChunkResult,
+  SetLengthResult,
+  StoredLocation,
+  Upload,
+  UploadStatus,
+} from './ledger.js';
+
+interface UploadRow {
+  id: string;
+  owner: string;
+  layout: Upload['layout'];
+  protocol: Upload['protocol'];
+  file_name: string;
+  content_type: string;
+  metadata: string;
+  size: number;
+  chunk_size: number;
+  total_chunks: number;
+  expected_sha256: string | null;
+  status: UploadStatus;
+  chunks_received: number;
+  bytes_received: number;
+  sha256: string | null;
+  location: string | null;
+  failure: string | null;
+  created_at: number;
+  updated_at: number;
+  expires_at: number;
+  completed_at: number | null;
+  length_deferred: number;
+  echo: string | null;
+  is_part: number;
+  parts: string | null;
+}
+
+interface ChunkRow {
+  idx: number;
+  offset: number;
+  length: number;
+  sha256: string;
+  received_at: number;
+}
+
+function toUpload(row: UploadRow): Upload {
+  return {
+    id: row.id,
+    owner: row.owner,
+    layout: row.layout,
+    protocol: row.protocol,
+    fileName: row.file_name,
+    contentType: row.content_type,
+    metadata: JSON.parse(row.metadata) as Record<string, string>,
+    size: row.size,
+    chunkSize: row.chunk_size,
+    totalChunks: row.total_chunks,
+    expectedSha256: row.expected_sha256,
+    status: row.status,
+    chunksReceived: row.chunks_received,
+    bytesReceived: row.bytes_received,
+    sha256: row.sha256,
+    location: row.location === null ? null : (JSON.parse(row.location) as StoredLocation),
+    failure: row.failure,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    expiresAt: row.expires_at,
+    completedAt: row.completed_at,
+    lengthDeferred: row.length_deferred === 1,
+    echo: row.echo === null ? null : (JSON.parse(row.echo) as Record<string, string>),
+    isPart: row.is_part === 1,
+    parts: row.parts === null ? null : (JSON.parse(row.parts) as string[]),
+  };
+}
+
+/** The upload as bumpCounters leaves it (one more range of `length` bytes), without reading it again. */
+function bumped(upload: Upload, length: number, now: number): Upload {
+  return { ...upload, chunksReceived: upload.chunksReceived + 1, bytesReceived: upload.bytesReceived + length, updatedAt: now };
+}
+
+function toChunk(row: ChunkRow): Chunk {
+  return { index: row.idx, offset: row.offset, length: row.length, sha256: row.sha256, receivedAt: row.received_at };
+}
+
+const SQL = {
+  insertUpload: `
+    INSERT INTO uploads (id, owner, layout, protocol, file_name, content_type, metadata, size, chunk_size, total_chunks,
+                         expected_sha256, status, created_at, updated_at, expires_at, length_deferred, echo, is_part, parts)
+    VALUES (@id, @owner, @layout, @protocol, @fileName, @contentType, @metadata, @size, @chunkSize, @totalChunks,
+            @expectedSha256, 'uploading', @createdAt, @createdAt, @expiresAt, @lengthDeferred, @echo, @isPart, @parts)`,
+  getUpload: 'SELECT * FROM uploads WHERE id = ?',
+  getChunk: 'SELECT idx, offset, length, sha256, received_at FROM chunks WHERE upload_id = ? AND idx = ?',
+  extentOf: 'SELECT layout, status, size, chunk_size, total_chunks, bytes_received FROM uploads WHERE id = ?',
+  hasChunk: 'SELECT 1 AS one FROM chunks WHERE upload_id = ? AND idx = ?',
+  chunkIndexes: 'SELECT idx FROM chunks WHERE upload_id = ? AND idx >= ? ORDER BY idx',
+  insertChunk: `
+    INSERT INTO chunks (upload_id, idx, offset, length, sha256, received_at)
+    VALUES (@uploadId, @index, @offset, @length, @sha256, @receivedAt)`,
+  // A stream's extents are numbered in order; their bytes are covered by the whole-file digest.
+  insertExtent: `
+    INSERT INTO chunks (upload_id, idx, offset, length, sha256, received_at)
+    SELECT id, chunks_received, bytes_received, @length, NULL, @now FROM uploads WHERE id = @id`,
+  bumpCounters: `
+    UPDATE uploads SET chunks_received = chunks_received + 1, bytes_received = bytes_received + @length, updated_at = @now
+    WHERE id = @id AND status = 'uploading'`,
+  transition: `
+    UPDATE uploads SET status = @to, updated_at = @now, failure = COALESCE(@failure, failure)
+    WHERE id = @id AND status = @from`,
+  complete: `
+    UPDATE uploads SET status = 'completed', sha256 = @sha256, location = @location, updated_at = @now,
+                       completed_at = @now, failure = NULL
+    WHERE id = @id AND status = 'finishing'`,
+  consumePart: `
+    UPDATE uploads SET status = 'completed', location = @location, updated_at = @now, completed_at = @now
+    WHERE id = @id AND status = 'uploading' AND is_part = 1`,
+  deleteChunks: 'DELETE FROM chunks WHERE upload_id = ?',
+  listFirst: 'SELECT * FROM uploads WHERE owner = ? ORDER BY created_at DESC, id DESC LIMIT ?',
+  listPage: `
+    SELECT * FROM uploads WHERE owner = ? AND (created_at < ? OR (created_at = ? AND id < ?))
+    ORDER BY created_at DESC, id DESC LIMIT ?`,
+  dueForExpiry: `SELECT id FROM uploads WHERE status = 'uploading' AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
+  byStatus: 'SELECT id FROM uploads WHERE status = ?',
+  setLength: `
+    UPDATE uploads SET size = @size, length_deferred = 0, chunk_size = MAX(@size, 1), updated_at = @now
+    WHERE id = @id AND length_deferred = 1 AND bytes_received <= @size AND status = 'uploading'`,
+  composedOf: `SELECT id FROM uploads WHERE parts IS NOT NULL AND status = 'uploading' AND instr(parts, '"' || ? || '"') > 0`,
+  awaitingPublish: `
+    SELECT id FROM uploads WHERE layout = 'stream' AND status = 'uploading' AND length_deferred = 0
+      AND ((parts IS NULL AND is_part = 0 AND bytes_received = size) OR parts IS NOT NULL)`,
+  terminateCompleted: `UPDATE uploads SET status = 'aborted', updated_at = @now WHERE id = @id AND status = 'completed'`,
+  // A composed upload's bytes are its parts': count them once. An upload whose length is not
+  // known yet holds the bytes it has received.
+  usage: `
+    SELECT COUNT(*) AS active,
+           COALESCE(SUM(CASE WHEN parts IS NOT NULL THEN 0 WHEN length_deferred = 1 THEN bytes_received ELSE size END), 0) AS reserved
+    FROM uploads WHERE owner = ? AND status IN ('uploading', 'finishing')`,
+  // Bytes promised to unfinished uploads but not yet written: staging files are sparse, so statfs
+  // does not count them yet. Composed uploads hold no bytes of their own.
+  outstanding: `
+    SELECT COALESCE(SUM(size - bytes_received), 0) AS outstanding FROM uploads
+    WHERE status IN ('uploading', 'finishing') AND length_deferred = 0 AND parts IS NULL`,
+  activeStats: `
+    SELECT COUNT(*) AS active, COALESCE(SUM(bytes_received), 0) AS stagedBytes FROM uploads
+    WHERE status IN ('uploading', 'finishing')`,
+} as const;
+
+type Stmts = { [K in keyof typeof SQL]: Statement };
+
+/**
+ * The embedded ledger: SQLite through better-sqlite3 (synchronous; each call is short and local).
+ * Chunk and extent records of one event-loop turn share one transaction and one WAL fsync
+ * (group-commit.ts); every other write is its own transaction.
+ */
+export class SqliteLedger implements Ledger {
+  private readonly s: Stmts;
+  private readonly group: GroupCommit;
+  // Created once rather than per call (it showed in per-chunk profiles; BENCHMARKS.md item 13).
+  private readonly recordChunkTx: Transaction<(id: string, chunk: Chunk, fence: Fence) => RecordChunkResult>;
+  private readonly recordExtentTx: Transaction<(id: string, extent: Extent, now: number, quota: number | undefined, fence: Fence) => AppendResult>;
+  private readonly setLengthTx: Transaction<(id: string, size: number, now: number, quota: number | undefined) => SetLengthResult>;
+  private readonly createTx: Transaction<(u: NewUpload, limits: OwnerLimits, disk: DiskBudget | undefined) => CreateResult>;
+  private readonly discardTx: Transaction<(id: string, how: Discard) => boolean>;
+  private readonly completeTx: Transaction<(id: string, sha256: string, location: StoredLocation, now: number) => boolean>;
+
+  constructor(readonly db: Db) {
+    this.group = new GroupCommit(db);
+    this.s = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)])) as Stmts;
+    this.recordChunkTx = db.transaction((id: string, chunk: Chunk, fence: Fence): RecordChunkResult => {
+      if (!fence()) return { kind: 'fenced' };
+      const upload = this.read(id);
+      if (!upload || upload.status !== 'uploading') return { kind: 'not_writable', upload };
+      const existing = this.readChunk(id, chunk.index);
+      if (existing) return existing.sha256 === chunk.sha256 ? { kind: 'duplicate', upload } : { kind: 'conflict', existing };
+      this.s.insertChunk.run({ uploadId: id, ...chunk });
+      this.s.bumpCounters.run({ id, length: chunk.length, now: chunk.receivedAt });
+      return { kind: 'recorded', upload: bumped(upload, chunk.length, chunk.receivedAt) };
+    });
+    this.recordExtentTx = db.transaction((id: string, extent: Extent, now: number, quota: number | undefined, fence: Fence): AppendResult => {
+      if (!fence()) return { kind: 'fenced' };
+      const upload = this.read(id);
+      if (!upload || upload.status !== 'uploading') return { kind: 'not_writable', upload };
+      if (upload.bytesReceived !== extent.offset) return { kind: 'offset_moved', upload };
+      // Bytes of an upload without a length count against the quota as they arrive; checked here,
+      // in the transaction, so that two such uploads appending at once cannot overshoot together.
+      if (upload.lengthDeferred && quota !== undefined) {
+        const reserved = this.usage(upload.owner).reserved;
+        if (reserved + extent.length > quota) return { kind: 'over_quota', reserved };
+      }
+      this.s.insertExtent.run({ id, length: extent.length, now });
+      this.s.bumpCounters.run({ id, length: extent.length, now });
+      return { kind: 'recorded', upload: bumped(upload, extent.length, now) };
+    });
+    this.setLengthTx = db.transaction((id: string, size: number, now: number, quota: number | undefined): SetLengthResult => {
+      const upload = this.read(id);
+      if (upload && upload.lengthDeferred && quota !== undefined) {
+        // From now on the upload reserves its whole length instead of the bytes it holds.
+        const reserved = this.usage(upload.owner).reserved;
+        if (reserved - upload.bytesReceived + size > quota) return { kind: 'over_quota', reserved };
+      }
+      return this.s.setLength.run({ id, size, now }).changes === 1 ? { kind: 'set' } : { kind: 'unchanged' };
+    });
+    this.createTx = db.transaction((u: NewUpload, limits: OwnerLimits, disk: DiskBudget | undefined): CreateResult => {
+      if (disk && !u.parts) {
+        const { outstanding } = this.s.outstanding.get() as { outstanding: number };
+        if (disk.free - outstanding - disk.margin < u.size) return { kind: 'no_space', outstanding, free: disk.free };
+      }
+      const usage = this.usage(u.owner);
+      if (usage.active >= limits.maxActive) return { kind: 'too_many', active: usage.active };
+      const adds = u.parts ? 0 : u.size;
+      if (limits.quota !== undefined && usage.reserved + adds > limits.quota) return { kind: 'over_quota', reserved: usage.reserved };
+      this.s.insertUpload.run({
+        ...u,
+        metadata: JSON.stringify(u.metadata),
+        lengthDeferred: u.lengthDeferred ? 1 : 0,
+        echo: u.echo ? JSON.stringify(u.echo) : null,
+        isPart: u.isPart ? 1 : 0,
+        parts: u.parts ? JSON.stringify(u.parts) : null,
+      });
+      return { kind: 'created', upload: this.read(u.id) as Upload };
+    });
+    this.discardTx = db.transaction((id: string, how: Discard): boolean => {
+      if (this.s.transition.run({ id, from: how.from, to: how.to, now: how.now, failure: how.failure ?? null }).changes !== 1) return false;
+      this.s.deleteChunks.run(id);
+      return true;
+    });
+    this.completeTx = db.transaction((id: string, sha256: string, location: StoredLocation, now: number): boolean => {
+      const upload = this.read(id);
+      const loc = JSON.stringify(location);
+      if (this.s.complete.run({ id, sha256, location: loc, now }).changes !== 1) return false;
+      // The parts' bytes now live in the composed upload: they are consumed with it.
+      for (const part of upload?.parts ?? []) this.s.consumePart.run({ id: part, location: loc, now });
+      return true;
+    });
+  }
+
+  private read(id: string): Upload | undefined {
+    const row = this.s.getUpload.get(id) as UploadRow | undefined;
+    return row && toUpload(row);
+  }
+
+  private readChunk(id: string, index: number): Chunk | undefined {
+    const row = this.s.getChunk.get(id, index) as ChunkRow | undefined;
+    return row && toChunk(row);
+  }
+
+  private usage(owner: string): { active: number; reserved: number } {
+    return this.s.usage.get(owner) as { active: number; reserved: number };
+  }
+
+  async create(u: NewUpload, limits: OwnerLimits, disk?: DiskBudget): Promise<CreateResult> {
+    return this.createTx.immediate(u, limits, disk);
+  }
+
+  async get(id: string): Promise<Upload | undefined> {
+    return this.read(id);
+  }
+
+  async getChunk(uploadId: string, index: number): Promise<Chunk | undefined> {
+    return this.readChunk(uploadId, index);
+  }
+
+  recordChunk(uploadId: string, chunk: Chunk, fence: Fence): Promise<RecordChunkResult> {
+    return this.group.run(() => this.recordChunkTx(uploadId, chunk, fence));
+  }
+
+  recordExtent(uploadId: string, extent: Extent, now: number, quota: number | undefined, fence: Fence): Promise<AppendResult> {
+    return this.group.run(() => this.recordExtentTx(uploadId, extent, now, quota, fence));
+  }
+
+  async setLength(id: string, size: number, now: number, quota: number | undefined): Promise<SetLengthResult> {
+    return this.setLengthTx.immediate(id, size, now, quota);
+  }
+
+  async reserved(owner: string): Promise<number> {
+    return this.usage(owner).reserved;
+  }
+
+  /** Reads only the columns it needs: it runs for every chunk. */
+  async recordedUntil(id: string, from: number): Promise<number> {
+    const u = this.s.extentOf.get(id) as Pick<UploadRow, 'layout' | 'status' | 'size' | 'chunk_size' | 'total_chunks' | 'bytes_received'> | undefined;
+    if (!u || (u.status !== 'uploading' && u.status !== 'finishing')) return 0;
+    if (u.layout === 'stream') return u.bytes_received;
+    let index = Math.floor(from / u.chunk_size);
+    while (index < u.total_chunks && this.s.hasChunk.get(id, index)) index++;
+    return Math.min(index * u.chunk_size, u.size);
+  }
+
+  /** Walks the primary key from `from` and stops as soon as the page is full. */
+  async missingChunks(uploadId: string, totalChunks: number, limit = Number.POSITIVE_INFINITY, from = 0): Promise<number[]> {
+    const missing: number[] = [];
+    let next = from;
+    for (const { idx } of this.s.chunkIndexes.iterate(uploadId, from) as IterableIterator<{ idx: number }>) {
+      while (next < idx && missing.length < limit) missing.push(next++);
+      if (missing.length >= limit) return missing;
+      next = idx + 1;
+    }
+    while (next < totalChunks && missing.length < limit) missing.push(next++);
+    return missing;
+  }
+
+  async transition(id: string, from: UploadStatus, to: UploadStatus, now: number, failure: string | null = null): Promise<boolean> {
+    return this.s.transition.run({ id, from, to, now, failure }).changes === 1;
+  }
+
+  async discard(id: string, how: Discard): Promise<boolean> {
+    return this.discardTx.immediate(id, how);
+  }
+
+  async complete(id: string, sha256: string, location: StoredLocation, now: number): Promise<boolean> {
+    return this.completeTx.immediate(id, sha256, location, now);
+  }
+
+  async terminateCompleted(id: string, now: number): Promise<boolean> {
+    return this.s.terminateCompleted.run({ id, now }).changes === 1;
+  }
+
+  async list(owner: string, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]> {
+    const rows = after ? this.s.listPage.all(owner, after.createdAt, after.createdAt, after.id, limit) : this.s.listFirst.all(owner, limit);
+    return (rows as UploadRow[]).map(toUpload);
+  }
+
+  async dueForExpiry(now: number, limit: number): Promise<string[]> {
+    return (this.s.dueForExpiry.all(now, limit) as { id: string }[]).map((r) => r.id);
+  }
+
+  async idsWithStatus(status: UploadStatus): Promise<string[]> {
+    return (this.s.byStatus.all(status) as { id: string }[]).map((r) => r.id);
+  }
+
+  async composedOf(partId: string): Promise<string[]> {
+    return (this.s.composedOf.all(partId) as { id: string }[]).map((r) => r.id);
+  }
+
+  async awaitingPublish(): Promise<string[]> {
+    return (this.s.awaitingPublish.all() as { id: string }[]).map((r) => r.id);
+  }
+
+  async activeStats(): Promise<{ active: number; stagedBytes: number }> {
+    return this.s.activeStats.get() as { active: number; stagedBytes: number };
+  }
+
+  commitStats(): { commits: number; writes: number } {
+    return { ...this.group.stats };
+  }
+
+  async maintain(): Promise<void> {
+    checkpoint(this.db);
+  }
+
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

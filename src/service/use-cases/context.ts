@@ -1,0 +1,79 @@
+import type { FastifyBaseLogger as Logger } from 'fastify';
+import type { Config } from '../../config.js';
+import { SluiceError } from '../../errors.js';
+import type { Ledger, Upload } from '../../ledger/ledger.js';
+import type { StatFs } from '../../storage/disk-space.js';
+import type { FileStore } from '../../storage/file-store.js';
+import type { StagingArea } from '../../storage/staging-area.js';
+import type { RunningDigests } from '../hashing/running-digest.js';
+import type { Intake } from '../intake/intake.js';
+import type { Publisher } from '../publisher.js';
+import type { EventSink } from '../upload-types.js';
+
+/** What every use case works with; built once by the UploadService facade. */
+export interface Context {
+  config: Config;
+  ledger: Ledger;
+  staging: StagingArea;
+  store: FileStore;
+  log: Logger;
+  now: () => number;
+  statfs: StatFs;
+  emit: EventSink;
+  intake: Intake;
+  digests: RunningDigests;
+  publisher: Publisher;
+}
+
+/** The lease key of a stream upload's end: one request appends at a time. */
+export const STREAM_END = 'end';
+
+/** The upload as its owner sees it; another owner's upload is indistinguishable from none. */
+export async function owned(c: Context, owner: string, id: string): Promise<Upload> {
+  const upload = await c.ledger.get(id);
+  if (!upload || upload.owner !== owner) throw new SluiceError('not_found', `no upload ${id}`);
+  return upload;
+}
+
+export function notWritable(upload: Upload): SluiceError {
+  if (upload.status === 'expired') return new SluiceError('upload_expired', `upload ${upload.id} expired`);
+  return new SluiceError('upload_not_writable', `upload ${upload.id} is ${upload.status}`, { upload_status: upload.status });
+}
+
+export function quotaExceeded(c: Context, reserved: number, what = 'the upload'): SluiceError {
+  return new SluiceError('quota_exceeded', `${what} does not fit: ${reserved} bytes are already reserved by unfinished uploads`, {
+    user_quota: c.config.userQuota,
+    reserved,
+  });
+}
+
+/** True when every byte of the upload (or of all its parts) has been received. */
+export async function hasAllBytes(c: Context, upload: Upload): Promise<boolean> {
+  if (upload.parts) {
+    for (const partId of upload.parts) {
+      const part = await c.ledger.get(partId);
+      if (!part || part.status !== 'uploading' || part.lengthDeferred || part.bytesReceived !== part.size) return false;
+    }
+    return true;
+  }
+  return !upload.lengthDeferred && upload.bytesReceived === upload.size;
+}
+
+// C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings, overrides and isolates,
+// zero-width characters and the BOM, and path separators.
+const UNSAFE_NAME_CHARS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff/\\]/;
+
+/** Rules every new upload follows, whatever its layout. */
+export function checkNew(c: Context, fileName: string, size: number | undefined): void {
+  // file_name is metadata only (paths come from the id), but it is echoed in headers, listings
+  // and downloads, so it must be a plain name: 1-255 bytes of UTF-8, no control or bidi
+  // characters (which can disguise "gpj.exe" as "exe.jpg"), no path separators, not . or ..
+  if (Buffer.byteLength(fileName, 'utf8') > 255 || fileName.length === 0 || UNSAFE_NAME_CHARS.test(fileName) || fileName === '.' || fileName === '..') {
+    throw new SluiceError('invalid_request', 'file_name must be a plain file name: 1 to 255 bytes of UTF-8, no control characters, no / or \\');
+  }
+  if (size !== undefined && size > c.config.maxUploadSize) {
+    throw new SluiceError('upload_too_large', `size ${size} exceeds the maximum of ${c.config.maxUploadSize} bytes`, {
+      max_upload_size: c.config.maxUploadSize,
+    });
+  }
+}

@@ -1,0 +1,137 @@
+import { randomUUID } from 'node:crypto';
+import { SluiceError } from '../../errors.js';
+import type { NewUpload, Upload } from '../../ledger/ledger.js';
+import { reserveMargin } from '../../storage/disk-space.js';
+import { totalChunks } from '../chunk-grid.js';
+import type { ComposeInput, CreateUploadInput, StreamUploadInput } from '../upload-types.js';
+import { checkNew, quotaExceeded, type Context } from './context.js';
+import { publishIfComplete } from './finish.js';
+
+/** Creates a grid upload: fixed-size chunks, sent in any order. */
+export async function createGrid(c: Context, owner: string, input: CreateUploadInput): Promise<Upload> {
+  const { config } = c;
+  checkNew(c, input.fileName, input.size);
+  const chunkSize = input.chunkSize ?? config.defaultChunkSize;
+  if (chunkSize < config.minChunkSize || chunkSize > config.maxChunkSize) {
+    throw new SluiceError('chunk_size_out_of_range', `chunk_size must be between ${config.minChunkSize} and ${config.maxChunkSize} bytes`, {
+      min_chunk_size: config.minChunkSize,
+      max_chunk_size: config.maxChunkSize,
+    });
+  }
+  const chunks = totalChunks(input.size, chunkSize);
+  if (chunks > config.maxChunks) {
+    throw new SluiceError('too_many_chunks', `${chunks} chunks of ${chunkSize} bytes exceed the limit of ${config.maxChunks}; use a larger chunk_size`, {
+      max_chunks: config.maxChunks,
+    });
+  }
+  return open(c, {
+    ...fresh(c, owner),
+    layout: 'grid',
+    protocol: 'native',
+    fileName: input.fileName,
+    contentType: input.contentType ?? 'application/octet-stream',
+    metadata: input.metadata ?? {},
+    size: input.size,
+    chunkSize,
+    totalChunks: chunks,
+    expectedSha256: input.sha256 ?? null,
+  });
+}
+
+/**
+ * Creates a stream upload: bytes appended in order. `size` undefined defers the length: the
+ * staging file then grows as bytes arrive.
+ */
+export async function createStream(c: Context, owner: string, input: StreamUploadInput): Promise<Upload> {
+  checkNew(c, input.fileName, input.size);
+  return open(c, {
+    ...fresh(c, owner),
+    layout: 'stream',
+    protocol: input.protocol,
+    fileName: input.fileName,
+    contentType: input.contentType,
+    metadata: input.metadata,
+    size: input.size ?? 0,
+    chunkSize: Math.max(input.size ?? 1, 1),
+    totalChunks: 0,
+    expectedSha256: null,
+    lengthDeferred: input.size === undefined,
+    echo: input.echo,
+    isPart: input.isPart,
+  });
+}
+
+/**
+ * Creates a composed upload: the parts' bytes in order. It has no bytes (nor staging file) of its
+ * own and is published, straight from the parts' files, once they are all complete.
+ */
+export async function createComposed(c: Context, owner: string, partIds: string[], input: ComposeInput): Promise<Upload> {
+  checkNew(c, input.fileName, undefined);
+  if (partIds.length === 0) throw new SluiceError('invalid_request', 'a composed upload needs at least one part');
+  if (new Set(partIds).size !== partIds.length) throw new SluiceError('invalid_request', 'a part appears twice');
+  let size = 0;
+  for (const partId of partIds) {
+    const part = await c.ledger.get(partId);
+    if (!part || part.owner !== owner) throw new SluiceError('invalid_request', `no part upload ${partId}`);
+    if (!part.isPart) throw new SluiceError('invalid_request', `upload ${partId} is not a part upload`);
+    if (part.status !== 'uploading') throw new SluiceError('invalid_request', `part upload ${partId} is ${part.status}`);
+    if (part.lengthDeferred) throw new SluiceError('invalid_request', `part upload ${partId} has no length yet`);
+    size += part.size;
+  }
+  checkNew(c, input.fileName, size);
+  const upload = await insert(c, {
+    ...fresh(c, owner),
+    layout: 'stream',
+    protocol: input.protocol,
+    fileName: input.fileName,
+    contentType: input.contentType,
+    metadata: input.metadata,
+    size,
+    chunkSize: Math.max(size, 1),
+    totalChunks: 0,
+    expectedSha256: null,
+    echo: input.echo,
+    parts: partIds,
+  });
+  // Its parts may all be complete already (or become so later: see append).
+  return publishIfComplete(c, upload.id);
+}
+
+function fresh(c: Context, owner: string) {
+  const now = c.now();
+  return { id: randomUUID(), owner, createdAt: now, expiresAt: now + c.config.uploadTtlMs };
+}
+
+/** The staging file first (sized and durable), then the ledger row; the file goes if the row does not come. */
+async function open(c: Context, u: NewUpload): Promise<Upload> {
+  await c.staging.create(u.id, u.size);
+  try {
+    return await insert(c, u);
+  } catch (err) {
+    await c.staging.remove(u.id);
+    throw err;
+  }
+}
+
+/**
+ * Inserts a new upload within its owner's limits (MAX_ACTIVE_UPLOADS_PER_USER, USER_QUOTA) and
+ * within the disk's free space (DISK_RESERVE kept free), before any byte is accepted.
+ */
+async function insert(c: Context, u: NewUpload): Promise<Upload> {
+  const { free, total } = await c.statfs(c.config.dataDir);
+  const disk = { free, margin: reserveMargin(total, c.config.diskReserve) };
+  const result = await c.ledger.create(u, { maxActive: c.config.maxActiveUploadsPerUser, quota: c.config.userQuota }, disk);
+  switch (result.kind) {
+    case 'created':
+      c.emit({ type: 'created', protocol: result.upload.protocol });
+      return result.upload;
+    case 'no_space':
+      throw new SluiceError('insufficient_storage', `${u.size} bytes do not fit: ${result.free} free, ${result.outstanding} promised to unfinished uploads, ${disk.margin} kept in reserve`);
+    case 'too_many':
+      throw new SluiceError('too_many_uploads', `${result.active} unfinished uploads: finish or abort some first`, {
+        max_active_uploads: c.config.maxActiveUploadsPerUser,
+      });
+    case 'over_quota':
+      throw quotaExceeded(c, result.reserved);
+  }
+}

@@ -1,0 +1,45 @@
+import { SluiceError } from '../../errors.js';
+import type { Discard } from '../../ledger/ledger.js';
+import { notWritable, owned, type Context } from './context.js';
+import { status } from './status.js';
+
+/**
+ * Drops an upload's bytes: the guarded state change and the forgetting of every received range
+ * in one ledger transaction (its reservations end with the state), then its running digest and
+ * its staging file. The one way abort, expiry and a failed publish let go of bytes. False when
+ * the upload was not in `how.from` (someone else moved it first; nothing changed).
+ */
+export async function discard(c: Context, id: string, how: Discard): Promise<boolean> {
+  if (!(await c.ledger.discard(id, how))) return false;
+  c.digests.forget(id);
+  await c.staging.remove(id);
+  return true;
+}
+
+/** Aborts an upload that is still being uploaded; aborting an aborted upload is a no-op. */
+export async function abort(c: Context, owner: string, id: string): Promise<void> {
+  const upload = await status(c, owner, id);
+  if (upload.status === 'aborted') return;
+  if (upload.status === 'expired') throw new SluiceError('upload_expired');
+  if (upload.status !== 'uploading' || !(await discard(c, id, { from: 'uploading', to: 'aborted', now: c.now() }))) {
+    throw notWritable(await owned(c, owner, id));
+  }
+  c.log.info({ uploadId: id, event: 'upload_aborted' }, 'upload aborted');
+  c.emit({ type: 'aborted' });
+}
+
+/**
+ * Ends an upload for good: an unfinished one is aborted, a failed one too, and a completed one
+ * has its stored file removed. Either way the upload is gone for all later requests.
+ */
+export async function terminate(c: Context, owner: string, id: string): Promise<void> {
+  const upload = await status(c, owner, id);
+  if (upload.status === 'completed' && upload.location && !upload.isPart) {
+    if (!(await c.ledger.terminateCompleted(id, c.now()))) throw notWritable(await owned(c, owner, id));
+    await c.store.delete(upload.location);
+    c.log.info({ uploadId: id, event: 'upload_terminated' }, 'completed upload terminated');
+    return;
+  }
+  if (upload.status === 'failed' && (await c.ledger.transition(id, 'failed', 'aborted', c.now()))) return;
+  await abort(c, owner, id);
+}

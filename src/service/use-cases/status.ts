@@ -1,0 +1,52 @@
+import { SluiceError } from '../../errors.js';
+import type { StoredLocation, Upload } from '../../ledger/ledger.js';
+import type { Download } from '../../storage/file-store.js';
+import { owned, STREAM_END, type Context } from './context.js';
+import { expire } from './expire.js';
+
+/** The upload as its owner sees it, expired on the spot if its time is up (the sweeper may not have run). */
+export async function status(c: Context, owner: string, id: string): Promise<Upload> {
+  const upload = await owned(c, owner, id);
+  if (upload.status === 'uploading' && upload.expiresAt <= c.now()) {
+    await expire(c, id);
+    return owned(c, owner, id);
+  }
+  return upload;
+}
+
+/**
+ * Waits for a writer of the upload whose body has just ended (or broken off) to record its
+ * durable bytes, so that a client resuming right after a network error reads the offset it must
+ * continue from, not one that moves under it. Returns at once when nobody is settling.
+ */
+export async function settled(c: Context, id: string): Promise<void> {
+  await c.intake.settled(id, STREAM_END);
+}
+
+/** Grid uploads that are not completed can miss chunks; stream uploads grow at their end. */
+function canMissChunks(upload: Upload): boolean {
+  return upload.status !== 'completed' && upload.layout === 'grid';
+}
+
+/** Missing chunk indexes from `from` on, ascending, at most `limit` of them. */
+export function missingChunks(c: Context, upload: Upload, limit: number, from = 0): Promise<number[]> {
+  return canMissChunks(upload) ? c.ledger.missingChunks(upload.id, upload.totalChunks, limit, from) : Promise.resolve([]);
+}
+
+export function missingCount(upload: Upload): number {
+  return canMissChunks(upload) ? upload.totalChunks - upload.chunksReceived : 0;
+}
+
+/** A completed upload of this owner, ready to be read; anything else is `upload_not_completed`. */
+export async function completed(c: Context, owner: string, id: string): Promise<Upload & { location: StoredLocation }> {
+  const upload = await owned(c, owner, id);
+  if (upload.status !== 'completed' || upload.location === null) {
+    throw new SluiceError('upload_not_completed', `upload ${id} is ${upload.status}`, { upload_status: upload.status });
+  }
+  return upload as Upload & { location: StoredLocation };
+}
+
+/** Reads a completed upload's bytes (or a range of them) from its store. */
+export function content(c: Context, upload: Upload & { location: StoredLocation }, range?: { start: number; end: number }): Promise<Download> {
+  return c.store.read(upload.location, range, { fileName: upload.fileName, contentType: upload.contentType });
+}
