@@ -93,7 +93,7 @@ export class Publisher {
 
   /**
    * Publishes a `finishing` upload whose bytes must hash to `expected` (null: whatever they hash
-   * to, as for tus). The digest comes from the running digest, which reads only what it does not
+   * to, as for stream uploads). The digest comes from the running digest, which reads only what it does not
    * cover yet; a mismatch fails before the store sees a byte. A concatenated upload has no running
    * digest: its one publishing read computes and verifies it.
    */
