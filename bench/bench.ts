@@ -6,7 +6,9 @@
  *   npm run bench [-- --rounds 5 --size 1GiB --small 4096]   full run (about 12 minutes)
  *   npm run bench -- --quick                                 smoke run (about a minute; CI runs it)
  *   --json FILE writes every measurement as JSON as well; --env K=V (repeatable) sets sluice's
- *   environment, e.g. --env MEMORY_PROFILE=fast; --only single,chunks,... picks cases.
+ *   environment, e.g. --env MEMORY_PROFILE=fast; --only single,chunks,... picks cases;
+ *   --before DIR adds a second sluice, `node DIR/main.js` (another build's dist/server), to every
+ *   case sluice runs, interleaved with it, so that a change is measured against the build before it.
  *
  * Per case and server it reports MB/s (or requests/s), the ratio to @tus/server, the server's
  * CPU-seconds per GiB (utime + stime from /proc) and its peak RSS (VmHWM, reset before each run).
@@ -42,8 +44,10 @@ const { values } = parseArgs({
     only: { type: 'string' },
     // sluice settings to compare, e.g. --env MEMORY_PROFILE=fast
     env: { type: 'string', multiple: true, default: [] },
+    before: { type: 'string' },
   },
 });
+const BEFORE = values.before === undefined ? undefined : path.resolve(values.before);
 const EXTRA_ENV = envArgs(values.env as string[]);
 const QUICK = values.quick === true;
 const ROUNDS = Number(values.rounds ?? (QUICK ? 1 : 5));
@@ -58,7 +62,10 @@ if (!(SMALL_REQUESTS >= STREAMS && SMALL_REQUESTS % STREAMS === 0)) throw new Er
 // ---------------------------------------------------------------------------------------------
 // Servers
 
-type ServerName = 'sluice' | 'tus-server' | 'discard';
+type ServerName = 'sluice' | 'sluice-before' | 'tus-server' | 'discard';
+
+/** Both sluice builds speak the same API. */
+const isSluice = (t: { name: ServerName }) => t.name === 'sluice' || t.name === 'sluice-before';
 
 interface Target {
   name: ServerName;
@@ -101,10 +108,15 @@ async function startTarget(name: ServerName, work: string): Promise<Target> {
   const port = await freePort();
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1' };
   let args: string[];
-  if (name === 'sluice') {
+  if (name === 'sluice' || name === 'sluice-before') {
     // Defaults, except: no rate limit (a policy the peer does not have) and room for the 64 KiB case.
     Object.assign(env, { DATA_DIR: dir, RATE_LIMIT_MAX: '0', LOG_LEVEL: 'info', MAX_CHUNKS: '100000', ...EXTRA_ENV });
-    args = JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8')).scripts.start.split(' ').slice(1);
+    args =
+      name === 'sluice-before'
+        ? [path.join(BEFORE as string, 'main.js')]
+        : JSON.parse(await fs.readFile(path.join(ROOT, 'package.json'), 'utf8'))
+            .scripts.start.split(' ')
+            .slice(1);
   } else {
     Object.assign(env, { DIR: dir });
     args = [path.join(ROOT, 'bench/peers', `${name}.mjs`)];
@@ -268,7 +280,8 @@ const TUS_HEADERS = { 'Tus-Resumable': '1.0.0', 'Content-Type': 'application/off
 
 async function tusCheckOffset(t: Target, url: string, size: number): Promise<void> {
   const res = await fetch(url, { method: 'HEAD', headers: { 'tus-resumable': '1.0.0' } });
-  if (res.headers.get('upload-offset') !== String(size)) throw new Error(`${t.name}: offset ${res.headers.get('upload-offset')} after upload, expected ${size}`);
+  if (res.headers.get('upload-offset') !== String(size))
+    throw new Error(`${t.name}: offset ${res.headers.get('upload-offset')} after upload, expected ${size}`);
 }
 
 async function nativeCreate(t: Target, size: number, chunkSize: number): Promise<string> {
@@ -327,7 +340,11 @@ interface Case {
 }
 
 const chunkSections = (t: Target, id: string, data: Data, pick: (i: number) => boolean) =>
-  data.chunks.flatMap((c, i) => (pick(i) ? [section('PUT', `${t.url}/v1/uploads/${id}/chunks/${i}`, c.file, { 'Content-Type': 'application/octet-stream', 'X-Chunk-Sha256': c.sha256 })] : []));
+  data.chunks.flatMap((c, i) =>
+    pick(i)
+      ? [section('PUT', `${t.url}/v1/uploads/${id}/chunks/${i}`, c.file, { 'Content-Type': 'application/octet-stream', 'X-Chunk-Sha256': c.sha256 })]
+      : [],
+  );
 
 const CASES: Case[] = [
   {
@@ -354,7 +371,7 @@ const CASES: Case[] = [
     targets: ['tus-server', 'sluice', 'discard'],
     baseline: { case: 'chunks', target: 'tus-server' },
     async run(t, data) {
-      if (t.name === 'sluice') {
+      if (isSluice(t)) {
         const id = await nativeCreate(t, SIZE, CHUNK);
         await curl(chunkSections(t, id, data, () => true));
         return { bytes: SIZE, requests: data.chunks.length + 1, unfinished: `${t.url}/v1/uploads/${id}` };
@@ -405,7 +422,7 @@ const CASES: Case[] = [
       const per = SMALL_REQUESTS / STREAMS;
       const file = data.small.file;
       let unfinished: string | undefined;
-      if (t.name === 'sluice') {
+      if (isSluice(t)) {
         const id = await nativeCreate(t, SMALL_REQUESTS * SMALL, SMALL);
         unfinished = `${t.url}/v1/uploads/${id}`;
         const headers = { 'Content-Type': 'application/octet-stream', 'X-Chunk-Sha256': data.small.sha256 };
@@ -470,7 +487,8 @@ function report(results: Result[], targets: Target[]): string[] {
   lines.push('|---|---|---|---|---|---|');
   for (const c of CASES) {
     const base = summarize(results, c.baseline.case, c.baseline.target, c.unit);
-    for (const target of c.targets) {
+    const shown = c.targets.flatMap((n) => (n === 'sluice' ? ['sluice', 'sluice-before'] : [n]) as ServerName[]);
+    for (const target of shown) {
       const s = summarize(results, c.key, target, c.unit);
       if (!s) continue;
       const ratio = base && target !== 'tus-server' ? `${(s.rate / base.rate).toFixed(2)}x` : '';
@@ -482,8 +500,7 @@ function report(results: Result[], targets: Target[]): string[] {
   const dd = summarize(results, 'dd', 'dd', 'MB/s');
   if (dd) lines.push(`| dd bs=1M conv=fdatasync (the disk) | dd | ${fmt(dd.rate)} MB/s (${fmt(dd.min)}-${fmt(dd.max)}) | | | |`);
   lines.push('');
-  const idle = (rss: (t: Target) => number | undefined) =>
-    targets.map((t) => `${t.name} ${((rss(t) ?? Number.NaN) / MiB).toFixed(0)} MiB`).join(', ');
+  const idle = (rss: (t: Target) => number | undefined) => targets.map((t) => `${t.name} ${((rss(t) ?? Number.NaN) / MiB).toFixed(0)} MiB`).join(', ');
   lines.push(`Idle RSS 0.5 s after start-up: ${idle((t) => t.idleRss)}; after ${SETTLE_MS / 1000} s idle: ${idle((t) => t.settledRss)}.`);
   return lines;
 }
@@ -497,13 +514,21 @@ function targetsMet(results: Result[]): string[] {
   checks.push(['upload + verified finish >= 1.3x @tus/server upload alone', ratio(s('finish', 'sluice'), s('chunks', 'tus-server')), 1.3]);
   checks.push(['64 KiB chunks >= 1.5x @tus/server request rate', ratio(s('small', 'sluice', 'req/s'), s('small', 'tus-server', 'req/s')), 1.5]);
   const lines = checks.map(([name, value, goal]) => `- ${value !== undefined && value >= goal ? 'met' : 'NOT met'}: ${name} (${value?.toFixed(2) ?? '?'}x)`);
+  if (BEFORE) {
+    // A change must not cost the hot paths more than 5 % (issue 23): this build against the one before.
+    for (const [key, unit] of [['single', 'MB/s'], ['small', 'req/s']] as const) {
+      checks.push([`${key} within 5 % of the build before (${BEFORE})`, ratio(s(key, 'sluice', unit), s(key, 'sluice-before', unit)), 0.95]);
+    }
+  }
   const peak = Math.max(...results.filter((r) => r.target === 'sluice').map((r) => r.peakRss));
   lines.push(`- ${peak <= 100 * MiB ? 'met' : 'NOT met'}: sluice peak RSS <= 100 MiB (${(peak / MiB).toFixed(0)} MiB)`);
   for (const c of CASES.filter((c) => c.targets.includes('tus-server'))) {
     const mine = s(c.key, 'sluice', c.unit);
     const peer = s(c.key, 'tus-server', c.unit);
     if (mine && peer) {
-      lines.push(`- ${mine.cpuPerGiB < peer.cpuPerGiB ? 'met' : 'NOT met'}: CPU-s/GiB below @tus/server, ${c.key} (${mine.cpuPerGiB.toFixed(2)} vs ${peer.cpuPerGiB.toFixed(2)})`);
+      lines.push(
+        `- ${mine.cpuPerGiB < peer.cpuPerGiB ? 'met' : 'NOT met'}: CPU-s/GiB below @tus/server, ${c.key} (${mine.cpuPerGiB.toFixed(2)} vs ${peer.cpuPerGiB.toFixed(2)})`,
+      );
     }
   }
   return lines;
@@ -516,10 +541,13 @@ async function main(): Promise<void> {
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-bench-'));
   const targets: Target[] = [];
   try {
-    console.log(`${os.cpus().length} x ${os.cpus()[0]?.model}, ${(os.totalmem() / GiB).toFixed(0)} GiB RAM, Node ${process.version}, ${os.type()} ${os.release()}`);
+    console.log(
+      `${os.cpus().length} x ${os.cpus()[0]?.model}, ${(os.totalmem() / GiB).toFixed(0)} GiB RAM, Node ${process.version}, ${os.type()} ${os.release()}`,
+    );
     console.log(`file ${SIZE / MiB} MiB, ${ROUNDS} round(s), ${SMALL_REQUESTS} small requests${QUICK ? ' (quick)' : ''}; preparing data...`);
     const data = await makeData(scratch);
-    for (const name of ['sluice', 'tus-server', 'discard'] as const) targets.push(await startTarget(name, work));
+    const names: ServerName[] = BEFORE ? ['sluice', 'sluice-before', 'tus-server', 'discard'] : ['sluice', 'tus-server', 'discard'];
+    for (const name of names) targets.push(await startTarget(name, work));
     await new Promise((r) => setTimeout(r, SETTLE_MS));
     for (const t of targets) t.settledRss = readStatus(t.child.pid as number, 'VmRSS');
     const byName = (n: ServerName) => targets.find((t) => t.name === n) as Target;
@@ -532,11 +560,14 @@ async function main(): Promise<void> {
       const shift = (round - 1) % cases.length;
       for (const c of [...cases.slice(shift), ...cases.slice(0, shift)]) {
         // Interleaved, and the order flips every round so neither server always goes first.
-        const order = round % 2 ? c.targets : [...c.targets].reverse();
+        const all = BEFORE ? c.targets.flatMap((n) => (n === 'sluice' ? ['sluice', 'sluice-before'] : [n]) as ServerName[]) : c.targets;
+        const order = round % 2 ? all : [...all].reverse();
         for (const name of order) {
           const t = byName(name);
           let moved: Moved = { bytes: 0, requests: 0 };
-          const sample = await measured(t, async () => void (moved = await c.run(t, data)));
+          const sample = await measured(t, async () => {
+            moved = await c.run(t, data);
+          });
           // Deleted through the API, so that sluice closes the staging file it keeps open for a
           // moment: removing the file under it would leave the freeing of its bytes (CPU, and
           // discards on this disk) to land in sluice's next run.
@@ -544,7 +575,9 @@ async function main(): Promise<void> {
           await tidy(t);
           results.push({ case: c.key, target: name, round, bytes: moved.bytes, requests: moved.requests, ...sample });
           const r = results[results.length - 1] as Result;
-          console.log(`  round ${round} ${c.key.padEnd(8)} ${name.padEnd(10)} ${rate(r, c.unit).toFixed(1)} ${c.unit}, ${(r.cpu / r.bytes * GiB).toFixed(2)} CPU-s/GiB, peak ${(r.peakRss / MiB).toFixed(0)} MiB`);
+          console.log(
+            `  round ${round} ${c.key.padEnd(8)} ${name.padEnd(10)} ${rate(r, c.unit).toFixed(1)} ${c.unit}, ${((r.cpu / r.bytes) * GiB).toFixed(2)} CPU-s/GiB, peak ${(r.peakRss / MiB).toFixed(0)} MiB`,
+          );
         }
       }
       const ddOut = path.join(work, 'dd.out');
@@ -559,7 +592,15 @@ async function main(): Promise<void> {
     console.log('');
     console.log('Targets (ratios in this run):');
     for (const line of targetsMet(results)) console.log(line);
-    if (values.json) await fs.writeFile(values.json, JSON.stringify({ size: SIZE, rounds: ROUNDS, quick: QUICK, results, idle: targets.map((t) => ({ name: t.name, rss: t.idleRss, settledRss: t.settledRss })) }, null, 2));
+    if (values.json)
+      await fs.writeFile(
+        values.json,
+        JSON.stringify(
+          { size: SIZE, rounds: ROUNDS, quick: QUICK, results, idle: targets.map((t) => ({ name: t.name, rss: t.idleRss, settledRss: t.settledRss })) },
+          null,
+          2,
+        ),
+      );
   } finally {
     for (const t of targets) await stopTarget(t).catch(() => {});
     await fs.rm(scratch, { recursive: true, force: true });

@@ -109,7 +109,12 @@ async function main(): Promise<number> {
       }
     };
     await Promise.all(Array.from({ length: INFLIGHT }, worker));
-    const fin = await request(`${server.url}/v1/uploads/${up.id}/finish`, { method: 'POST', dispatcher, headers: { 'content-type': 'application/json' }, body: '{}' });
+    const fin = await request(`${server.url}/v1/uploads/${up.id}/finish`, {
+      method: 'POST',
+      dispatcher,
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     const result = (await fin.body.json()) as { sha256?: string };
     if (fin.statusCode !== 200 || result.sha256 !== digest) throw new Error(`finish: ${fin.statusCode}`);
     verified++;

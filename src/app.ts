@@ -36,17 +36,48 @@ const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 
 /** Request headers browsers may send: the native API's, tus's and the IETF draft's. */
 const CORS_REQUEST_HEADERS = [
-  'Authorization', 'Content-Type', 'Content-Range', 'Content-Digest', 'X-Chunk-Sha256', 'X-Request-ID', 'Prefer', 'Range',
-  'X-HTTP-Method-Override', 'Tus-Resumable', 'Upload-Length', 'Upload-Offset', 'Upload-Metadata', 'Upload-Defer-Length',
-  'Upload-Concat', 'Upload-Checksum', 'Upload-Complete', 'Upload-Draft-Interop-Version',
+  'Authorization',
+  'Content-Type',
+  'Content-Range',
+  'Content-Digest',
+  'X-Chunk-Sha256',
+  'X-Request-ID',
+  'Prefer',
+  'Range',
+  'X-HTTP-Method-Override',
+  'Tus-Resumable',
+  'Upload-Length',
+  'Upload-Offset',
+  'Upload-Metadata',
+  'Upload-Defer-Length',
+  'Upload-Concat',
+  'Upload-Checksum',
+  'Upload-Complete',
+  'Upload-Draft-Interop-Version',
 ];
 
 /** Response headers browser code may read. */
 const CORS_EXPOSED_HEADERS = [
-  'Location', 'X-Request-ID', 'Content-Range', 'Content-Disposition', 'Preference-Applied', 'Retry-After',
-  'Upload-Offset', 'Upload-Length', 'Upload-Defer-Length', 'Upload-Metadata', 'Upload-Expires', 'Upload-Concat',
-  'Tus-Version', 'Tus-Resumable', 'Tus-Max-Size', 'Tus-Extension', 'Tus-Checksum-Algorithm',
-  'Upload-Complete', 'Upload-Limit', 'Upload-Draft-Interop-Version',
+  'Location',
+  'X-Request-ID',
+  'Content-Range',
+  'Content-Disposition',
+  'Preference-Applied',
+  'Retry-After',
+  'Upload-Offset',
+  'Upload-Length',
+  'Upload-Defer-Length',
+  'Upload-Metadata',
+  'Upload-Expires',
+  'Upload-Concat',
+  'Tus-Version',
+  'Tus-Resumable',
+  'Tus-Max-Size',
+  'Tus-Extension',
+  'Tus-Checksum-Algorithm',
+  'Upload-Complete',
+  'Upload-Limit',
+  'Upload-Draft-Interop-Version',
 ];
 
 /** Builds the whole server from a validated config; nothing here reads the environment. */

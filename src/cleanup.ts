@@ -38,7 +38,9 @@ async function main(): Promise<number> {
 main().then(
   (code) => (process.exitCode = code),
   (err: unknown) => {
-    process.stderr.write(`sluice cleanup: ${err instanceof ConfigError || err instanceof StartupError || err instanceof TypeError ? err.message : String(err)}\n`);
+    process.stderr.write(
+      `sluice cleanup: ${err instanceof ConfigError || err instanceof StartupError || err instanceof TypeError ? err.message : String(err)}\n`,
+    );
     process.exitCode = 2;
   },
 );

@@ -40,7 +40,7 @@ export const ENVIRONMENT: readonly (readonly [name: string, fallback: string, me
   ['DISK_RESERVE', 'min(1GiB, 5%)', 'free space kept on DATA_DIR beyond reservations: bytes, a percentage or 0'],
   ['OVERLOAD_EVENT_LOOP_DELAY', '1s', 'answer 503 overloaded beyond this event-loop delay; 0 turns it off'],
   ['OVERLOAD_MAX_RSS', '0 (off)', 'answer 503 overloaded beyond this resident memory'],
-  ['MEMORY_PROFILE', 'small', 'small (V8 sized for footprint, no optimising compiler during start-up) or fast (Node\'s defaults: ~20 MiB more)'],
+  ['MEMORY_PROFILE', 'small', "small (V8 sized for footprint, no optimising compiler during start-up) or fast (Node's defaults: ~20 MiB more)"],
   ['GC_EVERY', '4MiB', 'received body bytes between collections that free socket buffers; 0 leaves it to V8'],
   ['STORAGE_BACKEND', 'local', 'where finished files go: local (DATA_DIR/files/) or s3'],
   ['S3_BUCKET', '(required for s3)', 'bucket for finished files'],

@@ -155,7 +155,10 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
 
   const port = read('PORT', 8080, int(0, 65535), 'a port number (0-65535)');
   const host = read('HOST', '127.0.0.1', (r) => r.trim() || undefined, 'a host');
-  const dataDir = path.resolve(cwd, read('DATA_DIR', './data', (r) => r, 'a path'));
+  const dataDir = path.resolve(
+    cwd,
+    read('DATA_DIR', './data', (r) => r, 'a path'),
+  );
   const logLevel = read('LOG_LEVEL', 'info', (r) => (LOG_LEVELS.includes(r) ? r : undefined), `one of ${LOG_LEVELS.join(', ')}`);
   const maxUploadSize = read('MAX_UPLOAD_SIZE', 100 * 1024 ** 3, bytes, 'a positive byte size (e.g. 5GiB)');
   const defaultChunkSize = read('DEFAULT_CHUNK_SIZE', 8 * 1024 ** 2, bytes, 'a positive byte size (e.g. 8MiB)');
@@ -167,33 +170,62 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   const idleTimeoutMs = read('IDLE_TIMEOUT', 60_000, duration, 'a duration (e.g. 60s)');
   const takeoverAfterMs = read('CHUNK_TAKEOVER_AFTER', 15_000, duration, 'a duration (e.g. 15s)');
   const shutdownTimeoutMs = read('SHUTDOWN_TIMEOUT', 15_000, duration, 'a duration (e.g. 15s)');
-  const publicUrl = read<string | undefined>('PUBLIC_URL', undefined, (r) => {
-    try {
-      const u = new URL(r);
-      return u.protocol === 'http:' || u.protocol === 'https:' ? r.replace(/\/+$/, '') : undefined;
-    } catch {
-      return undefined;
-    }
-  }, 'an http(s) URL');
-  const tusPath = read('TUS_PATH', '/files', (r) => (/^\/[\w.~-]+(\/[\w.~-]+)*$/.test(r) && !r.startsWith('/v1') ? r : undefined), 'a path such as /files (not under /v1)');
-  const corsOrigins = read<'*' | string[]>('CORS_ORIGINS', '*', (r) => {
-    if (r.trim() === '*') return '*';
-    const list = r.split(',').map((o) => o.trim()).filter(Boolean);
-    return list.length > 0 && list.every((o) => /^https?:\/\/[^/\s]+$/.test(o)) ? list : undefined;
-  }, '* or a comma-separated list of origins (https://app.example.com)');
-  const trustProxy = read<boolean | string[]>('TRUST_PROXY', false, (r) => {
-    if (/^(1|true|yes)$/i.test(r)) return true;
-    if (/^(0|false|no)$/i.test(r)) return false;
-    const list = r.split(',').map((a) => a.trim()).filter(Boolean);
-    return list.length > 0 && list.every((a) => /^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(a)) ? list : undefined;
-  }, 'true, false, or a comma-separated list of proxy addresses/CIDRs');
+  const publicUrl = read<string | undefined>(
+    'PUBLIC_URL',
+    undefined,
+    (r) => {
+      try {
+        const u = new URL(r);
+        return u.protocol === 'http:' || u.protocol === 'https:' ? r.replace(/\/+$/, '') : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    'an http(s) URL',
+  );
+  const tusPath = read(
+    'TUS_PATH',
+    '/files',
+    (r) => (/^\/[\w.~-]+(\/[\w.~-]+)*$/.test(r) && !r.startsWith('/v1') ? r : undefined),
+    'a path such as /files (not under /v1)',
+  );
+  const corsOrigins = read<'*' | string[]>(
+    'CORS_ORIGINS',
+    '*',
+    (r) => {
+      if (r.trim() === '*') return '*';
+      const list = r
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean);
+      return list.length > 0 && list.every((o) => /^https?:\/\/[^/\s]+$/.test(o)) ? list : undefined;
+    },
+    '* or a comma-separated list of origins (https://app.example.com)',
+  );
+  const trustProxy = read<boolean | string[]>(
+    'TRUST_PROXY',
+    false,
+    (r) => {
+      if (/^(1|true|yes)$/i.test(r)) return true;
+      if (/^(0|false|no)$/i.test(r)) return false;
+      const list = r
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean);
+      return list.length > 0 && list.every((a) => /^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(a)) ? list : undefined;
+    },
+    'true, false, or a comma-separated list of proxy addresses/CIDRs',
+  );
   const tokens = new Map<string, string>();
   const addToken = (token: string, user: string, where: string) => {
     if (token.length < 16) problems.push(`${where}: tokens must be at least 16 characters`);
     else if (!/^[\w.@+-]{1,128}$/.test(user)) problems.push(`${where}: user ${JSON.stringify(user)} must be 1-128 of [A-Za-z0-9_.@+-]`);
     else tokens.set(token, user);
   };
-  for (const pair of (env.AUTH_TOKENS ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of (env.AUTH_TOKENS ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const i = pair.lastIndexOf(':');
     if (i <= 0) problems.push('AUTH_TOKENS must look like "token:user,token2:user2"');
     else addToken(pair.slice(0, i), pair.slice(i + 1), 'AUTH_TOKENS');
@@ -220,7 +252,10 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   if (signingSecret !== undefined && signingSecret.length < 32) problems.push('SIGNING_SECRET must be at least 32 characters');
   const auth: AuthConfig = {
     tokens,
-    jwt: jwtSecret || jwksUrl ? { secret: jwtSecret, jwksUrl, issuer: env.JWT_ISSUER?.trim() || undefined, audience: env.JWT_AUDIENCE?.trim() || undefined } : undefined,
+    jwt:
+      jwtSecret || jwksUrl
+        ? { secret: jwtSecret, jwksUrl, issuer: env.JWT_ISSUER?.trim() || undefined, audience: env.JWT_AUDIENCE?.trim() || undefined }
+        : undefined,
     signingSecret,
     signedUrlTtlMs: read('SIGNED_URL_TTL', 3600_000, duration, 'a duration (e.g. 1h)'),
   };
@@ -230,20 +265,38 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   };
   const maxActiveUploadsPerUser = read('MAX_ACTIVE_UPLOADS_PER_USER', 1000, int(1, 10_000_000), 'a whole number from 1');
   const userQuota = read<number | undefined>('USER_QUOTA', undefined, bytes, 'a positive byte size (e.g. 50GiB)');
-  const allowedTypes = read<string[] | undefined>('ALLOWED_TYPES', undefined, (r) => {
-    const list = r.split(',').map((p) => p.trim().toLowerCase()).filter(Boolean);
-    return list.length > 0 && list.every((p) => /^([a-z0-9!#$&^_.+-]+|\*)\/([a-z0-9!#$&^_.+-]+|\*)$/.test(p)) ? list : undefined;
-  }, 'a comma-separated list of MIME patterns (image/*, application/pdf)');
-  const maxHeaderSize = read('MAX_HEADER_SIZE', 16 * 1024, (r) => {
-    const n = bytes(r);
-    return n !== undefined && n >= 1024 && n <= 1024 * 1024 ? n : undefined;
-  }, 'a byte size from 1KiB to 1MiB');
-  const diskReserve = read<{ bytes: number | undefined; percent: number | undefined }>('DISK_RESERVE', { bytes: 1024 ** 3, percent: 5 }, (r) => {
-    const pct = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(r);
-    if (pct) return Number(pct[1]) <= 50 ? { bytes: undefined, percent: Number(pct[1]) } : undefined;
-    const n = r.trim() === '0' ? 0 : bytes(r);
-    return n === undefined ? undefined : { bytes: n, percent: undefined };
-  }, 'a byte size (1GiB), a percentage up to 50% or 0');
+  const allowedTypes = read<string[] | undefined>(
+    'ALLOWED_TYPES',
+    undefined,
+    (r) => {
+      const list = r
+        .split(',')
+        .map((p) => p.trim().toLowerCase())
+        .filter(Boolean);
+      return list.length > 0 && list.every((p) => /^([a-z0-9!#$&^_.+-]+|\*)\/([a-z0-9!#$&^_.+-]+|\*)$/.test(p)) ? list : undefined;
+    },
+    'a comma-separated list of MIME patterns (image/*, application/pdf)',
+  );
+  const maxHeaderSize = read(
+    'MAX_HEADER_SIZE',
+    16 * 1024,
+    (r) => {
+      const n = bytes(r);
+      return n !== undefined && n >= 1024 && n <= 1024 * 1024 ? n : undefined;
+    },
+    'a byte size from 1KiB to 1MiB',
+  );
+  const diskReserve = read<{ bytes: number | undefined; percent: number | undefined }>(
+    'DISK_RESERVE',
+    { bytes: 1024 ** 3, percent: 5 },
+    (r) => {
+      const pct = /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(r);
+      if (pct) return Number(pct[1]) <= 50 ? { bytes: undefined, percent: Number(pct[1]) } : undefined;
+      const n = r.trim() === '0' ? 0 : bytes(r);
+      return n === undefined ? undefined : { bytes: n, percent: undefined };
+    },
+    'a byte size (1GiB), a percentage up to 50% or 0',
+  );
   const overload = {
     maxEventLoopDelayMs: read('OVERLOAD_EVENT_LOOP_DELAY', 1000, (r) => (r.trim() === '0' ? 0 : duration(r)), 'a duration (e.g. 1s) or 0'),
     maxRssBytes: read('OVERLOAD_MAX_RSS', 0, (r) => (r.trim() === '0' ? 0 : bytes(r)), 'a byte size (e.g. 512MiB) or 0'),
@@ -265,13 +318,22 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
       endpoint,
       forcePathStyle: read('S3_FORCE_PATH_STYLE', false, bool, 'true or false'),
       prefix: read('S3_PREFIX', '', (r) => (/^[\w!\-.*'()/]*$/.test(r) && !r.startsWith('/') ? r : undefined), 'a key prefix of safe characters'),
-      partSize: read('S3_PART_SIZE', 16 * 1024 ** 2, (r) => {
-        const n = bytes(r);
-        return n !== undefined && n >= S3_MIN_PART_SIZE && n <= 5 * 1024 ** 3 ? n : undefined;
-      }, 'a byte size from 5MiB to 5GiB'),
+      partSize: read(
+        'S3_PART_SIZE',
+        16 * 1024 ** 2,
+        (r) => {
+          const n = bytes(r);
+          return n !== undefined && n >= S3_MIN_PART_SIZE && n <= 5 * 1024 ** 3 ? n : undefined;
+        },
+        'a byte size from 5MiB to 5GiB',
+      ),
       queueSize: read('S3_QUEUE_SIZE', 4, int(1, 64), 'a whole number from 1 to 64'),
-      checksums: read<'when_supported' | 'when_required'>('S3_CHECKSUMS', endpoint ? 'when_required' : 'when_supported', (r) =>
-        r === 'when_supported' || r === 'when_required' ? r : undefined, 'when_supported or when_required'),
+      checksums: read<'when_supported' | 'when_required'>(
+        'S3_CHECKSUMS',
+        endpoint ? 'when_required' : 'when_supported',
+        (r) => (r === 'when_supported' || r === 'when_required' ? r : undefined),
+        'when_supported or when_required',
+      ),
       presignTtlSeconds: Math.round(read('S3_PRESIGN_TTL', 300_000, duration, 'a duration (e.g. 5m)') / 1000),
     };
   }

@@ -64,7 +64,7 @@ export async function openCore(config: Config, log: FastifyBaseLogger, overrides
   const staging = new StagingArea(config.dataDir);
   await staging.init();
   const store = overrides.store ?? (await createStore(config));
-  let db;
+  let db: ReturnType<typeof openDatabase>;
   try {
     db = openDatabase(path.join(config.dataDir, 'sluice.db'));
   } catch (err) {

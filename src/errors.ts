@@ -5,9 +5,9 @@
  */
 export const ERRORS = {
   invalid_request: { status: 400, title: 'The request is malformed' },
-  invalid_range: { status: 400, title: 'The chunk index or byte range is not on the upload\'s chunk grid' },
+  invalid_range: { status: 400, title: "The chunk index or byte range is not on the upload's chunk grid" },
   chunk_length_mismatch: { status: 400, title: 'The body length does not match the chunk' },
-  chunk_size_out_of_range: { status: 400, title: 'chunk_size is outside the server\'s limits' },
+  chunk_size_out_of_range: { status: 400, title: "chunk_size is outside the server's limits" },
   too_many_chunks: { status: 400, title: 'The upload would need more chunks than the server allows' },
   sha256_required: { status: 400, title: 'A whole-file SHA-256 is required to finish' },
   unsupported_digest_algorithm: { status: 400, title: 'No supported digest algorithm was given' },

@@ -7,7 +7,7 @@ import { applyMemoryProfile } from './lib/memory-profile.js';
  * database.
  */
 async function main(): Promise<void> {
-  let config;
+  let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(process.env);
   } catch (err) {
@@ -25,8 +25,8 @@ async function main(): Promise<void> {
     import('./app.js'),
     import('./core.js'),
   ]);
-  let app;
-  let authenticator;
+  let app: Awaited<ReturnType<typeof buildApp>>['app'];
+  let authenticator: Awaited<ReturnType<typeof buildApp>>['authenticator'];
   try {
     ({ app, authenticator } = await buildApp(config));
   } catch (err) {

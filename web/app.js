@@ -25,7 +25,10 @@ if (unfinished > 0) {
 function formatBytes(n) {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
   return `${n.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
 }
 
@@ -41,7 +44,8 @@ function addUpload(file) {
   const row = document.createElement('div');
   row.className = 'row';
   row.dataset.file = file.name;
-  row.innerHTML = '<div class="line"><span class="name"></span><span class="buttons"></span></div><progress max="100" value="0"></progress><div class="line"><span class="info">waiting</span></div><div class="sha"></div>';
+  row.innerHTML =
+    '<div class="line"><span class="name"></span><span class="buttons"></span></div><progress max="100" value="0"></progress><div class="line"><span class="info">waiting</span></div><div class="sha"></div>';
   row.querySelector('.name').textContent = file.name;
   const bar = row.querySelector('progress');
   const info = row.querySelector('.info');
@@ -125,6 +129,13 @@ function addFiles(files) {
 }
 
 document.querySelector('#files').addEventListener('change', (e) => addFiles(e.target.files));
-drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
+drop.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  drop.classList.add('over');
+});
 drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-drop.addEventListener('drop', (e) => { e.preventDefault(); drop.classList.remove('over'); addFiles(e.dataTransfer.files); });
+drop.addEventListener('drop', (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  addFiles(e.dataTransfer.files);
+});

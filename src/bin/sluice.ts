@@ -59,7 +59,7 @@ program
   .command('upload')
   .description('upload files, resuming where an earlier run stopped')
   .argument('<file...>')
-  .option('--chunk-size <size>', 'chunk size (default: the server\'s)', bytesOption)
+  .option('--chunk-size <size>', "chunk size (default: the server's)", bytesOption)
   .option('--parallel <n>', 'chunks in flight', positiveInt, 4)
   .action(async (files: string[], opts: { chunkSize?: number; parallel: number }) => {
     for (const file of files) {
@@ -109,6 +109,7 @@ program
   .action(async (id: string, opts: { output?: string }) => {
     const client = api();
     const info = await client.status(id);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces
     const target = path.resolve(opts.output ?? (path.basename(info.file_name).replace(/[\u0000-\u001f]/g, '_') || id));
     const { body, size } = await client.download(id);
     const progress = new Progress(mode(), path.basename(target), size || info.size);
@@ -136,7 +137,12 @@ program
       process.exit(EXIT.verification);
     }
     await fs.rename(tmp, target);
-    out(`${id}: ${formatBytes(size || info.size)} written to ${target}\n  sha256 ${digest} (verified)`, { event: 'downloaded', id, file: target, sha256: digest });
+    out(`${id}: ${formatBytes(size || info.size)} written to ${target}\n  sha256 ${digest} (verified)`, {
+      event: 'downloaded',
+      id,
+      file: target,
+      sha256: digest,
+    });
   });
 
 program.parseAsync(process.argv).catch((err: unknown) => {

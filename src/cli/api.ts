@@ -47,14 +47,23 @@ export class Api {
         ...(body !== undefined && { body: body instanceof Uint8Array ? (body as Uint8Array<ArrayBuffer>) : JSON.stringify(body) }),
       });
     } catch (err) {
-      throw new ApiError(0, 'network_error', `cannot reach ${this.server}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message}`);
+      throw new ApiError(
+        0,
+        'network_error',
+        `cannot reach ${this.server}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message}`,
+      );
     }
     if (res.status === 204) return undefined as T;
     const text = await res.text();
     const json = text && /json/.test(res.headers.get('content-type') ?? '') ? (JSON.parse(text) as Record<string, unknown>) : {};
     if (!res.ok) {
       const retryAfter = Number(res.headers.get('retry-after'));
-      throw new ApiError(res.status, String(json.code ?? `http_${res.status}`), String(json.detail ?? (text || res.statusText)), Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined);
+      throw new ApiError(
+        res.status,
+        String(json.code ?? `http_${res.status}`),
+        String(json.detail ?? (text || res.statusText)),
+        Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
+      );
     }
     return json as T;
   }

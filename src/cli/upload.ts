@@ -87,7 +87,10 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
   try {
     const missing = new Set(upload.status === 'completed' ? [] : await api.missingChunks(upload));
     if (resumed) {
-      progress.note(`resuming upload ${upload.id}: ${upload.total_chunks - missing.size} of ${upload.total_chunks} chunks are already on the server`, { id: upload.id, missing: missing.size });
+      progress.note(`resuming upload ${upload.id}: ${upload.total_chunks - missing.size} of ${upload.total_chunks} chunks are already on the server`, {
+        id: upload.id,
+        missing: missing.size,
+      });
     }
     const whole = createHash('sha256');
     const pool = new Pool(Math.max(1, opts.parallel));
@@ -119,7 +122,10 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
       await fh.close();
     }
     const sha256 = whole.digest('hex');
-    const done = upload.status === 'completed' ? { id: upload.id, sha256: upload.sha256 as string, size: upload.size, location: upload.location } : await api.finish(upload.id, sha256);
+    const done =
+      upload.status === 'completed'
+        ? { id: upload.id, sha256: upload.sha256 as string, size: upload.size, location: upload.location }
+        : await api.finish(upload.id, sha256);
     if (done.sha256 !== sha256) throw new Error(`the server stored ${done.sha256}, the file is ${sha256}`);
     await state.set(key, undefined);
     return { file, id: done.id, sha256, size: done.size, location: done.location, resumed };

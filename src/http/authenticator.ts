@@ -53,6 +53,7 @@ export class Authenticator {
       // jose enforces exp and nbf (and iss/aud when given).
       const key = this.jwtKey as Uint8Array | JWTVerifyGetKey;
       const { payload } = key instanceof Uint8Array ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: a subject with control characters is refused
       return typeof payload.sub === 'string' && /^[^\u0000-\u001f]{1,256}$/.test(payload.sub) ? payload.sub : undefined;
     } catch {
       return undefined;

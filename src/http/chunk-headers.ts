@@ -28,7 +28,7 @@ export function clientSha256(headers: Record<string, string | string[] | undefin
 
 function parseContentDigest(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  let dict;
+  let dict: ReturnType<typeof parseDictionary>;
   try {
     dict = parseDictionary(value);
   } catch {

@@ -123,5 +123,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (!logRequestError(request, reply, raw, err)) return reply;
     return sendProblem(request, reply, err);
   });
-  app.setNotFoundHandler((request, reply) => sendProblem(request, reply, new SluiceError('route_not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(request, reply, new SluiceError('route_not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)),
+  );
 }

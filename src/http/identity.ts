@@ -79,7 +79,12 @@ async function signedUrlOwner(request: FastifyRequest, signer: UrlSigner, ledger
   const id = (request.params as { id?: unknown }).id;
   const expires = query[EXPIRES_PARAM];
   const signature = query[SIGNATURE_PARAM];
-  if (typeof id !== 'string' || typeof expires !== 'string' || typeof signature !== 'string' || !signer.verify(id, expires, signature, Math.floor(now() / 1000))) {
+  if (
+    typeof id !== 'string' ||
+    typeof expires !== 'string' ||
+    typeof signature !== 'string' ||
+    !signer.verify(id, expires, signature, Math.floor(now() / 1000))
+  ) {
     throw new SluiceError('invalid_signature', 'the signed URL was altered, belongs to another upload, or has expired');
   }
   const upload = await ledger.get(id);

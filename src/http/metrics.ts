@@ -11,15 +11,51 @@ const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60
  */
 export class Metrics {
   readonly registry = new Registry();
-  private readonly created = new Counter({ name: 'sluice_uploads_created_total', help: 'Uploads created', labelNames: ['protocol'], registers: [this.registry] });
-  private readonly completed = new Counter({ name: 'sluice_uploads_completed_total', help: 'Uploads verified and stored', labelNames: ['protocol'], registers: [this.registry] });
-  private readonly failed = new Counter({ name: 'sluice_uploads_failed_total', help: 'Uploads failed (wrong digest, refused type)', labelNames: ['protocol'], registers: [this.registry] });
+  private readonly created = new Counter({
+    name: 'sluice_uploads_created_total',
+    help: 'Uploads created',
+    labelNames: ['protocol'],
+    registers: [this.registry],
+  });
+  private readonly completed = new Counter({
+    name: 'sluice_uploads_completed_total',
+    help: 'Uploads verified and stored',
+    labelNames: ['protocol'],
+    registers: [this.registry],
+  });
+  private readonly failed = new Counter({
+    name: 'sluice_uploads_failed_total',
+    help: 'Uploads failed (wrong digest, refused type)',
+    labelNames: ['protocol'],
+    registers: [this.registry],
+  });
   private readonly expired = new Counter({ name: 'sluice_uploads_expired_total', help: 'Uploads expired unfinished', registers: [this.registry] });
   private readonly aborted = new Counter({ name: 'sluice_uploads_aborted_total', help: 'Uploads aborted or terminated', registers: [this.registry] });
-  private readonly bytes = new Counter({ name: 'sluice_bytes_received_total', help: 'Bytes received, durable and recorded', labelNames: ['protocol'], registers: [this.registry] });
-  private readonly storageErrors = new Counter({ name: 'sluice_storage_errors_total', help: 'Failures of the storage backend while publishing', registers: [this.registry] });
-  private readonly chunkSeconds = new Histogram({ name: 'sluice_chunk_duration_seconds', help: 'Time to receive, sync and record a chunk or PATCH', labelNames: ['protocol'], buckets: SECONDS, registers: [this.registry] });
-  private readonly finishSeconds = new Histogram({ name: 'sluice_finish_duration_seconds', help: 'Time to verify and store a finished upload', labelNames: ['protocol'], buckets: SECONDS, registers: [this.registry] });
+  private readonly bytes = new Counter({
+    name: 'sluice_bytes_received_total',
+    help: 'Bytes received, durable and recorded',
+    labelNames: ['protocol'],
+    registers: [this.registry],
+  });
+  private readonly storageErrors = new Counter({
+    name: 'sluice_storage_errors_total',
+    help: 'Failures of the storage backend while publishing',
+    registers: [this.registry],
+  });
+  private readonly chunkSeconds = new Histogram({
+    name: 'sluice_chunk_duration_seconds',
+    help: 'Time to receive, sync and record a chunk or PATCH',
+    labelNames: ['protocol'],
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
+  private readonly finishSeconds = new Histogram({
+    name: 'sluice_finish_duration_seconds',
+    help: 'Time to verify and store a finished upload',
+    labelNames: ['protocol'],
+    buckets: SECONDS,
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'sluice_' });
@@ -27,8 +63,16 @@ export class Metrics {
 
   private readonly active = new Gauge({ name: 'sluice_active_uploads', help: 'Uploads being uploaded or finished', registers: [this.registry] });
   private readonly staged = new Gauge({ name: 'sluice_staging_bytes', help: 'Bytes received and held in staging files', registers: [this.registry] });
-  private readonly commits = new Counter({ name: 'sluice_ledger_commits_total', help: 'Ledger transactions that recorded chunks or appended bytes', registers: [this.registry] });
-  private readonly commitWrites = new Counter({ name: 'sluice_ledger_commit_writes_total', help: 'Chunks and appends recorded by those transactions (several share one commit under load)', registers: [this.registry] });
+  private readonly commits = new Counter({
+    name: 'sluice_ledger_commits_total',
+    help: 'Ledger transactions that recorded chunks or appended bytes',
+    registers: [this.registry],
+  });
+  private readonly commitWrites = new Counter({
+    name: 'sluice_ledger_commit_writes_total',
+    help: 'Chunks and appends recorded by those transactions (several share one commit under load)',
+    registers: [this.registry],
+  });
 
   /** The text exposition, with the ledger gauges read once for this scrape. */
   async render(ledger: Ledger): Promise<string> {

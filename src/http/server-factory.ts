@@ -19,18 +19,21 @@ const OVERRIDABLE = new Set(['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS'
 export function serverFactory(config: Config) {
   return (handler: http.RequestListener): http.Server => {
     // maxHeaderSize: a larger request head is answered 431 by Node itself.
-    const server = http.createServer({
-      maxHeaderSize: config.maxHeaderSize,
-      // Node enforces headersTimeout only when it checks its connections (every 30 s by default).
-      connectionsCheckingInterval: Math.max(100, Math.min(config.headersTimeoutMs / 2, 5000)),
-    }, (req, res) => {
-      const override = req.headers[METHOD_OVERRIDE];
-      if (typeof override === 'string' && req.url?.startsWith(`${config.tusPath}`)) {
-        const method = override.trim().toUpperCase();
-        if (OVERRIDABLE.has(method)) req.method = method;
-      }
-      handler(req, res);
-    });
+    const server = http.createServer(
+      {
+        maxHeaderSize: config.maxHeaderSize,
+        // Node enforces headersTimeout only when it checks its connections (every 30 s by default).
+        connectionsCheckingInterval: Math.max(100, Math.min(config.headersTimeoutMs / 2, 5000)),
+      },
+      (req, res) => {
+        const override = req.headers[METHOD_OVERRIDE];
+        if (typeof override === 'string' && req.url?.startsWith(`${config.tusPath}`)) {
+          const method = override.trim().toUpperCase();
+          if (OVERRIDABLE.has(method)) req.method = method;
+        }
+        handler(req, res);
+      },
+    );
     server.on('clientError', answerClientError);
     server.setTimeout(config.idleTimeoutMs);
     // A client trickling its request head (slow-loris) is cut off after HEADERS_TIMEOUT.

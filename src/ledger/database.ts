@@ -27,7 +27,9 @@ export function openDatabase(file: string): Db {
     check = db.pragma('quick_check', { simple: true });
   } catch (err) {
     db.close();
-    throw new DatabaseDamagedError(`the ledger ${file} cannot be read (${(err as Error).message}); restore it from a backup or move it away to start empty`, { cause: err });
+    throw new DatabaseDamagedError(`the ledger ${file} cannot be read (${(err as Error).message}); restore it from a backup or move it away to start empty`, {
+      cause: err,
+    });
   }
   if (check !== 'ok') {
     db.close();

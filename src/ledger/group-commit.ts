@@ -57,7 +57,7 @@ export class GroupCommit {
     this.scheduled = false;
     const batch = this.queue;
     this.queue = [];
-    let outcomes;
+    let outcomes: ReturnType<typeof this.commitAll>;
     try {
       outcomes = this.commitAll(batch);
       this.stats.commits++;

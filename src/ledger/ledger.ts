@@ -72,7 +72,19 @@ export interface Extent {
 
 export type NewUpload = Pick<
   Upload,
-  'id' | 'owner' | 'layout' | 'protocol' | 'fileName' | 'contentType' | 'metadata' | 'size' | 'chunkSize' | 'totalChunks' | 'expectedSha256' | 'createdAt' | 'expiresAt'
+  | 'id'
+  | 'owner'
+  | 'layout'
+  | 'protocol'
+  | 'fileName'
+  | 'contentType'
+  | 'metadata'
+  | 'size'
+  | 'chunkSize'
+  | 'totalChunks'
+  | 'expectedSha256'
+  | 'createdAt'
+  | 'expiresAt'
 > &
   Partial<Pick<Upload, 'lengthDeferred' | 'echo' | 'isPart' | 'parts'>>;
 

@@ -36,7 +36,9 @@ const FLAGS: Record<MemoryProfile, { startup: string[]; serving: string[] }> = {
  * before the server's modules load: flags apply to code compiled after them.
  */
 export function applyMemoryProfile(profile: MemoryProfile): () => void {
-  const set = (flags: string[]) => flags.forEach((flag) => v8.setFlagsFromString(flag));
+  const set = (flags: string[]) => {
+    for (const flag of flags) v8.setFlagsFromString(flag);
+  };
   set(FLAGS[profile].startup);
   return () => set(FLAGS[profile].serving);
 }

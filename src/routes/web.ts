@@ -5,7 +5,6 @@ import type { FastifyPluginAsync } from 'fastify';
 import { packageRoot } from '../lib/package-root.js';
 import { inSea, seaAsset } from '../lib/sea.js';
 
-
 /**
  * `GET /`: the uploader page (plain HTML and an ES module, no build step), and the tus-js-client
  * browser bundle it uses. The files are small and read once at start-up. No credentials needed:

@@ -163,5 +163,4 @@ export class Publisher {
     this.finishing.set(id, done);
     return done;
   }
-
 }

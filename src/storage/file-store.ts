@@ -29,9 +29,7 @@ export interface PublishInput {
   open(): Readable;
 }
 
-export type Download =
-  | { kind: 'stream'; stream: Readable; size: number }
-  | { kind: 'redirect'; url: string };
+export type Download = { kind: 'stream'; stream: Readable; size: number } | { kind: 'redirect'; url: string };
 
 /**
  * The byte-only storage interface: where finished uploads end up. Stores know nothing about HTTP,

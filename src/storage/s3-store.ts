@@ -52,7 +52,9 @@ export function createS3Client(config: S3Config): S3Client {
 
 /** A file name reduced to characters that are safe in any S3 key and any shell. */
 export function safeKeyName(fileName: string): string {
-  const ascii = stripAccents(fileName).replace(/[^\w.-]+/g, '_').replace(/_+/g, '_');
+  const ascii = stripAccents(fileName)
+    .replace(/[^\w.-]+/g, '_')
+    .replace(/_+/g, '_');
   const trimmed = ascii.replace(/^[._]+/, '').slice(-100);
   return trimmed.length > 0 ? trimmed : 'file';
 }

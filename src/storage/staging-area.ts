@@ -98,7 +98,9 @@ export class StagingArea {
       entry = created;
       // A file that cannot be opened is not kept: the next request tries again.
       opening.then(
-        (h) => void (created.handle = h),
+        (h) => {
+          created.handle = h;
+        },
         () => {
           if (this.handles.get(id) === created) this.handles.delete(id);
         },

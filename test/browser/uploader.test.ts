@@ -13,7 +13,15 @@ const MiB = 1024 * 1024;
 async function launch(t: TestContext): Promise<Browser> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   t.teardown(() => browser.close());
   return browser;
@@ -50,7 +58,11 @@ t.test('the uploader page: a 40 MiB upload with progress, a reload mid-upload, r
   t.ok((offsets[0] ?? 0) >= 10 * MiB, `the first PATCH after the reload started at ${offsets[0]}`);
   t.equal(row.sha256, src.sha256, "the server's SHA-256 equals the file's");
   const ids = s.db.prepare("SELECT id FROM uploads WHERE protocol = 'tus'").all() as { id: string }[];
-  t.same(ids.map((r) => r.id), [row.id], 'one upload, continued - not started again');
+  t.same(
+    ids.map((r) => r.id),
+    [row.id],
+    'one upload, continued - not started again',
+  );
   t.equal((await http('GET', `${s.url}/v1/uploads/${row.id}`)).body.file_name, 'holiday.mp4');
 });
 
@@ -76,11 +88,13 @@ t.test('the uploader page with a token; pause, resume and cancel', { skip }, asy
   await page.waitForFunction(() => (document.querySelector('.row') as HTMLElement | null)?.dataset.state === 'done', null, { timeout: 60_000 });
   t.equal(await page.$eval('.row', (el) => (el as HTMLElement).dataset.sha256), src.sha256, 'paused, resumed, verified');
   const owner = s.db.prepare("SELECT owner FROM uploads WHERE protocol = 'tus'").get() as { owner: string };
-  t.equal(owner.owner, 'web', 'uploaded as the token\'s user');
+  t.equal(owner.owner, 'web', "uploaded as the token's user");
 
   await page.setInputFiles('#files', other.file);
   const second = page.locator('.row').nth(1);
-  await page.waitForFunction(() => Number((document.querySelectorAll('.row')[1] as HTMLElement | undefined)?.dataset.progress ?? 0) >= 10, null, { timeout: 30_000 });
+  await page.waitForFunction(() => Number((document.querySelectorAll('.row')[1] as HTMLElement | undefined)?.dataset.progress ?? 0) >= 10, null, {
+    timeout: 30_000,
+  });
   await second.locator('button:text("Cancel")').click();
   await page.waitForFunction(() => (document.querySelectorAll('.row')[1] as HTMLElement | undefined)?.dataset.state === 'cancelled');
   await sleep(200);

@@ -42,10 +42,7 @@ export interface Running extends Sluice {
 }
 
 /** Builds sluice on a data dir and serves it on 127.0.0.1 on a free port; closed at teardown. */
-export async function startServer(
-  t: Tap,
-  opts: { dataDir?: string; env?: Record<string, string>; overrides?: AppOverrides } = {},
-): Promise<Running> {
+export async function startServer(t: Tap, opts: { dataDir?: string; env?: Record<string, string>; overrides?: AppOverrides } = {}): Promise<Running> {
   const dataDir = opts.dataDir ?? (await tmpDir(t));
   const config = testConfig(dataDir, opts.env);
   const sluice = await buildApp(config, { logger: false, ...opts.overrides });
@@ -83,7 +80,7 @@ export async function http(
   }
   const res = await undiciRequest(url, { method: method as 'GET', headers, body: body ?? null });
   const text = await res.body.text();
-  let parsed: unknown = undefined;
+  let parsed: unknown;
   if (/json/.test(String(res.headers['content-type'] ?? ''))) parsed = JSON.parse(text);
   return { status: res.statusCode, headers: res.headers, body: parsed, text };
 }
@@ -155,7 +152,7 @@ export function rawRequest(url: string, head: string) {
     },
     async start() {
       await ready;
-      socket.write(head.replace(/\n/g, '\r\n') + '\r\n');
+      socket.write(`${head.replace(/\n/g, '\r\n')}\r\n`);
     },
     get received() {
       return received;

@@ -28,7 +28,11 @@ t.test('credentials: 401 with WWW-Authenticate when missing or wrong; health and
   t.same([malformed.status, malformed.headers['www-authenticate']], [401, 'Bearer realm="sluice", error="invalid_request"']);
   t.equal((await http('POST', `${s.url}/v1/uploads`, { json: body, headers: as(ALICE) })).status, 201);
   const tus = await http('POST', `${s.url}/files`, { headers: { ...V, 'upload-length': '3' } });
-  t.same([tus.status, tus.headers['www-authenticate'], tus.headers['tus-resumable']], [401, 'Bearer realm="sluice"', '1.0.0'], 'tus authenticates the same way');
+  t.same(
+    [tus.status, tus.headers['www-authenticate'], tus.headers['tus-resumable']],
+    [401, 'Bearer realm="sluice"', '1.0.0'],
+    'tus authenticates the same way',
+  );
   t.equal((await http('POST', `${s.url}/files`, { headers: { ...V, ...as(BOB), 'upload-length': '3' } })).status, 201);
   t.equal((await http('GET', `${s.url}/healthz`)).status, 200, 'health needs no token');
   t.equal((await http('OPTIONS', `${s.url}/files`)).status, 204, 'tus discovery needs no token');
@@ -56,7 +60,10 @@ t.test("ownership: another user's upload is indistinguishable from a missing one
     t.same(theirs.body.detail.replace(id, 'X'), none.body.detail.replace(missing, 'X'), 'same answer as for a missing id');
   }
   for (const method of ['HEAD', 'PATCH', 'DELETE']) {
-    const res = await http(method, tusUrl, { headers: { ...V, ...as(BOB), 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' }, body: method === 'PATCH' ? 'abc' : undefined });
+    const res = await http(method, tusUrl, {
+      headers: { ...V, ...as(BOB), 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' },
+      body: method === 'PATCH' ? 'abc' : undefined,
+    });
     t.equal(res.status, 404, `tus ${method}`);
   }
   const final = await http('POST', `${s.url}/files`, { headers: { ...V, ...as(BOB), 'upload-concat': `final;${tusUrl}` } });
@@ -84,7 +91,10 @@ t.test('JWT (HS256): sub is the user; exp, nbf, iss and aud are enforced', async
   const jwt = (claims: { sub?: string; iss?: string; aud?: string; exp?: number | string; nbf?: number | string }, signWith = key) => {
     let b = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
     if (claims.sub) b = b.setSubject(claims.sub);
-    b = b.setIssuer(claims.iss ?? 'https://id.example').setAudience(claims.aud ?? 'sluice').setExpirationTime(claims.exp ?? '5m');
+    b = b
+      .setIssuer(claims.iss ?? 'https://id.example')
+      .setAudience(claims.aud ?? 'sluice')
+      .setExpirationTime(claims.exp ?? '5m');
     if (claims.nbf !== undefined) b = b.setNotBefore(claims.nbf);
     return b.sign(signWith);
   };
@@ -99,7 +109,10 @@ t.test('JWT (HS256): sub is the user; exp, nbf, iss and aud are enforced', async
     ['wrong audience', jwt({ sub: 'carol', aud: 'other' })],
     ['wrong key', jwt({ sub: 'carol' }, new TextEncoder().encode('another-secret-that-is-32-chars-long!!'))],
     ['no sub', jwt({})],
-    ['alg none', Promise.resolve(`${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(`{"sub":"carol","exp":${now + 60}}`).toString('base64url')}.`)],
+    [
+      'alg none',
+      Promise.resolve(`${Buffer.from('{"alg":"none"}').toString('base64url')}.${Buffer.from(`{"sub":"carol","exp":${now + 60}}`).toString('base64url')}.`),
+    ],
   ];
   for (const [name, token] of bad) {
     const res = await http('GET', `${s.url}/v1/uploads`, { headers: as(await token) });
@@ -120,7 +133,8 @@ t.test('JWT from a JWKS URL (RS256), keys fetched once and cached', async (t) =>
   t.teardown(() => new Promise((r) => jwks.close(r)));
   const port = (jwks.address() as { port: number }).port;
   const s = await startServer(t, { env: { JWT_JWKS_URL: `http://127.0.0.1:${port}/.well-known/jwks.json` } });
-  const sign = (key: Parameters<SignJWT['sign']>[0], kid = 'k1') => new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid }).setSubject('dave').setExpirationTime('5m').sign(key);
+  const sign = (key: Parameters<SignJWT['sign']>[0], kid = 'k1') =>
+    new SignJWT({}).setProtectedHeader({ alg: 'RS256', kid }).setSubject('dave').setExpirationTime('5m').sign(key);
   const token = await sign(privateKey);
   for (let i = 0; i < 3; i++) t.equal((await http('GET', `${s.url}/v1/uploads`, { headers: as(token) })).status, 200);
   t.equal(fetches, 1, 'the key set is cached');
@@ -131,11 +145,15 @@ t.test('JWT from a JWKS URL (RS256), keys fetched once and cached', async (t) =>
 t.test('signed upload URLs: chunks and status without a token; nothing else; tampering and expiry refused', async (t) => {
   const s = await withTokens(t, { SIGNED_URL_TTL: '2s' });
   const data = randomBytes(2000);
-  const up = (await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'a', size: 2000, chunk_size: 1000, sha256: sha256(data) }, headers: as(ALICE) })).body;
+  const up = (await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'a', size: 2000, chunk_size: 1000, sha256: sha256(data) }, headers: as(ALICE) }))
+    .body;
   const chunkUrl = (i: number) => String(up.chunk_url_template).replace('{index}', String(i));
   const put0 = await http('PUT', chunkUrl(0), { body: data.subarray(0, 1000), headers: { 'content-type': 'application/octet-stream' } });
   t.equal(put0.status, 200, 'a chunk by index with the signed URL alone');
-  const put1 = await http('PUT', up.upload_url, { body: data.subarray(1000), headers: { 'content-type': 'application/octet-stream', 'content-range': 'bytes 1000-1999/2000' } });
+  const put1 = await http('PUT', up.upload_url, {
+    body: data.subarray(1000),
+    headers: { 'content-type': 'application/octet-stream', 'content-range': 'bytes 1000-1999/2000' },
+  });
   t.equal(put1.status, 200, 'a chunk by Content-Range with the signed URL alone');
   const st = await http('GET', up.upload_url);
   t.same([st.status, st.body.chunks_received, st.body.upload_url], [200, 2, undefined], 'status, and no fresh URL for a URL holder');
@@ -235,7 +253,7 @@ t.test('rate limiting: 429 with Retry-After, per user; health checks exempt', as
   const limited = await http('GET', `${s.url}/v1/uploads`, { headers: as(ALICE) });
   t.equal(limited.body.code, 'rate_limited');
   t.match(limited.headers['retry-after'], /^\d+$/);
-  t.equal((await http('GET', `${s.url}/v1/uploads`, { headers: as(BOB) })).status, 200, "bob has his own budget");
+  t.equal((await http('GET', `${s.url}/v1/uploads`, { headers: as(BOB) })).status, 200, 'bob has his own budget');
   for (let i = 0; i < 10; i++) t.equal((await http('GET', `${s.url}/healthz`)).status, 200);
 });
 

@@ -19,7 +19,10 @@ async function setup(t: TestContext, env: Record<string, string> = {}) {
 t.test('a body that never ends is cut off: 400 chunk_length_mismatch, then the connection is closed', async (t) => {
   const { s, up, rows } = await setup(t);
   const host = new URL(s.url).host;
-  const req = rawRequest(s.url, `PUT /v1/uploads/${up.id}/chunks/0 HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nTransfer-Encoding: chunked\n`);
+  const req = rawRequest(
+    s.url,
+    `PUT /v1/uploads/${up.id}/chunks/0 HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nTransfer-Encoding: chunked\n`,
+  );
   await req.start();
   const piece = randomBytes(16 * 1024);
   // Keep sending until the server answers; a server that kept reading would never answer.
@@ -66,7 +69,10 @@ t.test('concurrent PUTs of the same chunk: 409 chunk_in_progress while one is in
   const { status } = await first.responseHead();
   t.equal(status, 200, 'the first request completes');
   first.socket.destroy();
-  t.same(rows().map((r) => r.idx), [0, 1]);
+  t.same(
+    rows().map((r) => r.idx),
+    [0, 1],
+  );
   t.equal((await putChunk(s.url, up.id, 1, part(1))).status, 200, 'after it, a retry is an idempotent 200');
 });
 
@@ -74,7 +80,10 @@ t.test('many simultaneous PUTs of one chunk: each is 200 or 409, and exactly one
   const { s, up, part, rows } = await setup(t);
   const results = await Promise.all(Array.from({ length: 8 }, () => putChunk(s.url, up.id, 0, part(0))));
   for (const r of results) t.ok(r.status === 200 || (r.status === 409 && r.body.code === 'chunk_in_progress'), `status ${r.status}`);
-  t.ok(results.some((r) => r.status === 200), 'at least one succeeded');
+  t.ok(
+    results.some((r) => r.status === 200),
+    'at least one succeeded',
+  );
   t.same(rows(), [{ idx: 0, sha256: sha256(part(0)) }]);
 });
 

@@ -16,7 +16,6 @@ async function setup(t: TestContext, env: Record<string, string> = {}) {
   return { s, data, up, part, chunkRows };
 }
 
-
 t.test('a chunk is written at its offset, hashed and recorded; the receipt reports progress', async (t) => {
   const { s, up, part, chunkRows } = await setup(t);
   const res = await putChunk(s.url, up.id, 1, part(1));
@@ -64,14 +63,22 @@ t.test('Content-Range PUT to the upload URL places exactly one chunk', async (t)
   }
   const none = await http('PUT', `${s.url}/v1/uploads/${up.id}`, { body: part(0), headers: { 'content-type': 'application/octet-stream' } });
   t.same([none.status, none.body.code], [400, 'invalid_range'], 'no Content-Range');
-  t.same(chunkRows().map((r) => r.idx), [1, 2], 'only the valid chunks are recorded');
+  t.same(
+    chunkRows().map((r) => r.idx),
+    [1, 2],
+    'only the valid chunks are recorded',
+  );
 });
 
 t.test('the client checksum is verified: X-Chunk-Sha256 and Content-Digest (RFC 9530)', async (t) => {
   const { s, up, part, chunkRows } = await setup(t);
   const b64 = (buf: Buffer) => Buffer.from(sha256(buf), 'hex').toString('base64');
   t.equal((await putChunk(s.url, up.id, 0, part(0), { 'x-chunk-sha256': sha256(part(0)).toUpperCase() })).status, 200, 'hex, any case');
-  t.equal((await putChunk(s.url, up.id, 1, part(1), { 'content-digest': `sha-512=:AAAA:, sha-256=:${b64(part(1))}:` })).status, 200, 'Content-Digest among others');
+  t.equal(
+    (await putChunk(s.url, up.id, 1, part(1), { 'content-digest': `sha-512=:AAAA:, sha-256=:${b64(part(1))}:` })).status,
+    200,
+    'Content-Digest among others',
+  );
 
   const bad = await putChunk(s.url, up.id, 2, part(2), { 'x-chunk-sha256': sha256(part(1)) });
   t.same([bad.status, bad.body.code], [422, 'checksum_mismatch'], 'X-Chunk-Sha256 mismatch');
@@ -90,7 +97,11 @@ t.test('the client checksum is verified: X-Chunk-Sha256 and Content-Digest (RFC 
     const res = await putChunk(s.url, up.id, 2, part(2), headers);
     t.same([res.status, res.body.code], [status, code], name);
   }
-  t.same(chunkRows().map((r) => r.idx), [0, 1], 'chunk 2 was never recorded');
+  t.same(
+    chunkRows().map((r) => r.idx),
+    [0, 1],
+    'chunk 2 was never recorded',
+  );
   t.equal((await putChunk(s.url, up.id, 2, part(2), { 'x-chunk-sha256': sha256(part(2)) })).status, 200, 'the right bytes still go in');
 });
 

@@ -42,7 +42,9 @@ t.test('create: size 0 is a valid upload with no chunks', async (t) => {
 });
 
 t.test('create: bad input is refused with stable codes, and nothing is stored', async (t) => {
-  const s = await startServer(t, { env: { MAX_UPLOAD_SIZE: '10MiB', MIN_CHUNK_SIZE: '1KiB', MAX_CHUNK_SIZE: '4MiB', MAX_CHUNKS: '100', DEFAULT_CHUNK_SIZE: '1MiB' } });
+  const s = await startServer(t, {
+    env: { MAX_UPLOAD_SIZE: '10MiB', MIN_CHUNK_SIZE: '1KiB', MAX_CHUNK_SIZE: '4MiB', MAX_CHUNKS: '100', DEFAULT_CHUNK_SIZE: '1MiB' },
+  });
   const cases: [string, unknown, number, string][] = [
     ['missing file_name', { size: 1 }, 400, 'invalid_request'],
     ['missing size', { file_name: 'a' }, 400, 'invalid_request'],

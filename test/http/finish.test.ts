@@ -12,7 +12,13 @@ const CHUNK = 1000;
 async function uploaded(t: TestContext, opts: { declare?: boolean; overrides?: AppOverrides; dataDir?: string } = {}) {
   const s = await startServer(t, { overrides: opts.overrides, dataDir: opts.dataDir });
   const data = randomBytes(2500);
-  const up = await createUpload(s.url, { file_name: 'report.pdf', size: data.length, chunk_size: CHUNK, content_type: 'application/pdf', ...(opts.declare !== false && { sha256: sha256(data) }) });
+  const up = await createUpload(s.url, {
+    file_name: 'report.pdf',
+    size: data.length,
+    chunk_size: CHUNK,
+    content_type: 'application/pdf',
+    ...(opts.declare !== false && { sha256: sha256(data) }),
+  });
   const send = async (...indexes: number[]) => {
     for (const i of indexes) {
       const r = await putChunk(s.url, up.id, i, data.subarray(i * CHUNK, (i + 1) * CHUNK));

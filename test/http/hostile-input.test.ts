@@ -15,10 +15,17 @@ const TUS_OCTET = { 'content-type': 'application/offset+octet-stream' };
  */
 async function snapshot(s: Running): Promise<string> {
   const uploads = s.db.prepare('SELECT * FROM uploads ORDER BY id').all();
-  const chunks = s.db.prepare('SELECT upload_id, idx, offset, length, sha256 FROM chunks ORDER BY upload_id, idx').all() as { upload_id: string; offset: number; length: number; sha256: string }[];
+  const chunks = s.db.prepare('SELECT upload_id, idx, offset, length, sha256 FROM chunks ORDER BY upload_id, idx').all() as {
+    upload_id: string;
+    offset: number;
+    length: number;
+    sha256: string;
+  }[];
   const files: Record<string, string> = {};
   for (const name of (await fs.readdir(path.join(s.dataDir, 'files'))).sort()) {
-    files[name] = createHash('sha256').update(await fs.readFile(path.join(s.dataDir, 'files', name))).digest('hex');
+    files[name] = createHash('sha256')
+      .update(await fs.readFile(path.join(s.dataDir, 'files', name)))
+      .digest('hex');
   }
   const staged = (await fs.readdir(path.join(s.dataDir, 'staging'))).sort();
   for (const c of chunks) {
@@ -78,7 +85,8 @@ t.test('hostile input across both protocols: a 4xx with a stable code, nothing s
   const createRaw = (body: string, type = 'application/json') => send(s, 'POST', '/v1/uploads', { body, headers: { 'content-type': type } });
   const chunk = (url: string, body: Buffer | string, headers: Record<string, string> = {}) => send(s, 'PUT', url, { body, headers: { ...OCTET, ...headers } });
   const tusCreate = (headers: Record<string, string>) => send(s, 'POST', '/files', { headers: { ...V, ...headers } });
-  const tusPatch = (headers: Record<string, string>, body: string | Buffer = 'def') => send(s, 'PATCH', tusPath, { headers: { ...V, ...TUS_OCTET, 'upload-offset': '3', ...headers }, body });
+  const tusPatch = (headers: Record<string, string>, body: string | Buffer = 'def') =>
+    send(s, 'PATCH', tusPath, { headers: { ...V, ...TUS_OCTET, 'upload-offset': '3', ...headers }, body });
   const headLines = (lines: string) => `${lines}\nHost: HOST\n`;
 
   const cases: [string, () => Promise<Outcome>, number, string | undefined][] = [
@@ -108,7 +116,12 @@ t.test('hostile input across both protocols: a 4xx with a stable code, nothing s
     ['chunk_size negative', () => create({ file_name: 'a', size: 10, chunk_size: -5 }), 400, 'invalid_request'],
     ['chunk_size 2^63', () => createRaw('{"file_name":"a","size":10,"chunk_size":9223372036854775808}'), 400, 'invalid_request'],
     ['metadata an array', () => create({ file_name: 'a', size: 1, metadata: ['x'] }), 400, 'invalid_request'],
-    ['metadata with 1,000 keys', () => create({ file_name: 'a', size: 1, metadata: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, 'v'])) }), 400, 'invalid_request'],
+    [
+      'metadata with 1,000 keys',
+      () => create({ file_name: 'a', size: 1, metadata: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, 'v'])) }),
+      400,
+      'invalid_request',
+    ],
     ['sha256 of the wrong length', () => create({ file_name: 'a', size: 1, sha256: 'ab'.repeat(31) }), 400, 'invalid_request'],
     ['content_type with a header injection', () => create({ file_name: 'a', size: 1, content_type: 'text/plain\r\nX-Evil: 1' }), 400, 'invalid_request'],
     ['__proto__ field', () => createRaw('{"file_name":"a","size":1,"__proto__":{"admin":true}}'), 400, 'invalid_request'],
@@ -124,26 +137,99 @@ t.test('hostile input across both protocols: a 4xx with a stable code, nothing s
     ['index in hex', () => chunk(`/v1/uploads/${id}/chunks/0x1`, 'x'), 400, 'invalid_request'],
     ['index past the end', () => chunk(`/v1/uploads/${id}/chunks/999999999`, 'x'), 400, 'invalid_range'],
     ['Content-Range garbage', () => chunk(`/v1/uploads/${id}`, 'x', { 'content-range': 'bytes=abc' }), 400, 'invalid_range'],
-    ['Content-Range with another total', () => chunk(`/v1/uploads/${id}`, data.subarray(1000), { 'content-range': 'bytes 1000-1999/5000' }), 400, 'invalid_range'],
+    [
+      'Content-Range with another total',
+      () => chunk(`/v1/uploads/${id}`, data.subarray(1000), { 'content-range': 'bytes 1000-1999/5000' }),
+      400,
+      'invalid_range',
+    ],
     ['Content-Range reversed', () => chunk(`/v1/uploads/${id}`, 'x', { 'content-range': 'bytes 1999-1000/2000' }), 400, 'invalid_range'],
-    ['Content-Range of 20-digit numbers', () => chunk(`/v1/uploads/${id}`, 'x', { 'content-range': 'bytes 1000-99999999999999999999/2000' }), 400, 'invalid_range'],
-    ['Content-Range sent twice', () => raw(s, headLines(`PUT /v1/uploads/${id} HTTP/1.1\nContent-Type: application/octet-stream\nContent-Range: bytes 1000-1999/2000\nContent-Range: bytes 0-999/2000\nContent-Length: 1`), 'x'), 400, 'invalid_range'],
-    ['X-Chunk-Sha256 sent twice', () => raw(s, headLines(`PUT /v1/uploads/${id}/chunks/1 HTTP/1.1\nContent-Type: application/octet-stream\nX-Chunk-Sha256: ${'a'.repeat(64)}\nX-Chunk-Sha256: ${'b'.repeat(64)}\nContent-Length: 1`), 'x'), 400, 'invalid_request'],
+    [
+      'Content-Range of 20-digit numbers',
+      () => chunk(`/v1/uploads/${id}`, 'x', { 'content-range': 'bytes 1000-99999999999999999999/2000' }),
+      400,
+      'invalid_range',
+    ],
+    [
+      'Content-Range sent twice',
+      () =>
+        raw(
+          s,
+          headLines(
+            `PUT /v1/uploads/${id} HTTP/1.1\nContent-Type: application/octet-stream\nContent-Range: bytes 1000-1999/2000\nContent-Range: bytes 0-999/2000\nContent-Length: 1`,
+          ),
+          'x',
+        ),
+      400,
+      'invalid_range',
+    ],
+    [
+      'X-Chunk-Sha256 sent twice',
+      () =>
+        raw(
+          s,
+          headLines(
+            `PUT /v1/uploads/${id}/chunks/1 HTTP/1.1\nContent-Type: application/octet-stream\nX-Chunk-Sha256: ${'a'.repeat(64)}\nX-Chunk-Sha256: ${'b'.repeat(64)}\nContent-Length: 1`,
+          ),
+          'x',
+        ),
+      400,
+      'invalid_request',
+    ],
     ['X-Chunk-Sha256 not hex', () => chunk(`/v1/uploads/${id}/chunks/1`, data.subarray(1000), { 'x-chunk-sha256': 'z'.repeat(64) }), 400, 'invalid_request'],
     ['Content-Digest garbage', () => chunk(`/v1/uploads/${id}/chunks/1`, data.subarray(1000), { 'content-digest': 'sha-256=:%%%:' }), 400, 'invalid_request'],
-    ['checksum that does not match', () => chunk(`/v1/uploads/${id}/chunks/1`, data.subarray(1000), { 'x-chunk-sha256': sha256('other') }), 422, 'checksum_mismatch'],
+    [
+      'checksum that does not match',
+      () => chunk(`/v1/uploads/${id}/chunks/1`, data.subarray(1000), { 'x-chunk-sha256': sha256('other') }),
+      422,
+      'checksum_mismatch',
+    ],
     ['different bytes for a received chunk', () => chunk(`/v1/uploads/${id}/chunks/0`, randomBytes(1000)), 409, 'chunk_conflict'],
-    ['Content-Length smaller than the chunk', () => raw(s, headLines(`PUT /v1/uploads/${id}/chunks/1 HTTP/1.1\nContent-Type: application/octet-stream\nContent-Length: 10`), 'x'.repeat(1000)), 400, 'chunk_length_mismatch'],
-    ['Content-Length and Transfer-Encoding together', () => raw(s, headLines(`PUT /v1/uploads/${id}/chunks/1 HTTP/1.1\nContent-Type: application/octet-stream\nContent-Length: 1000\nTransfer-Encoding: chunked`), '3\r\nabc\r\n0\r\n\r\n'), 400, 'invalid_request'],
-    ['negative Content-Length', () => raw(s, headLines(`PUT /v1/uploads/${id}/chunks/1 HTTP/1.1\nContent-Type: application/octet-stream\nContent-Length: -1`)), 400, 'invalid_request'],
-    ['a body that never ends', async () => {
-      const req = rawRequest(s.url, headLines(`PUT /v1/uploads/${id}/chunks/1 HTTP/1.1\nContent-Type: application/octet-stream\nTransfer-Encoding: chunked`).replace('HOST', new URL(s.url).host));
-      await req.start();
-      for (let i = 0; i < 200 && !req.received.includes('\r\n\r\n'); i++) { await req.send('100\r\n' + 'x'.repeat(256) + '\r\n'); await sleep(2); }
-      const { status, text } = await req.responseHead();
-      req.socket.destroy();
-      return { status, code: /"code":"(\w+)"/.exec(text)?.[1] };
-    }, 400, 'chunk_length_mismatch'],
+    [
+      'Content-Length smaller than the chunk',
+      () => raw(s, headLines(`PUT /v1/uploads/${id}/chunks/1 HTTP/1.1\nContent-Type: application/octet-stream\nContent-Length: 10`), 'x'.repeat(1000)),
+      400,
+      'chunk_length_mismatch',
+    ],
+    [
+      'Content-Length and Transfer-Encoding together',
+      () =>
+        raw(
+          s,
+          headLines(`PUT /v1/uploads/${id}/chunks/1 HTTP/1.1\nContent-Type: application/octet-stream\nContent-Length: 1000\nTransfer-Encoding: chunked`),
+          '3\r\nabc\r\n0\r\n\r\n',
+        ),
+      400,
+      'invalid_request',
+    ],
+    [
+      'negative Content-Length',
+      () => raw(s, headLines(`PUT /v1/uploads/${id}/chunks/1 HTTP/1.1\nContent-Type: application/octet-stream\nContent-Length: -1`)),
+      400,
+      'invalid_request',
+    ],
+    [
+      'a body that never ends',
+      async () => {
+        const req = rawRequest(
+          s.url,
+          headLines(`PUT /v1/uploads/${id}/chunks/1 HTTP/1.1\nContent-Type: application/octet-stream\nTransfer-Encoding: chunked`).replace(
+            'HOST',
+            new URL(s.url).host,
+          ),
+        );
+        await req.start();
+        for (let i = 0; i < 200 && !req.received.includes('\r\n\r\n'); i++) {
+          await req.send(`100\r\n${'x'.repeat(256)}\r\n`);
+          await sleep(2);
+        }
+        const { status, text } = await req.responseHead();
+        req.socket.destroy();
+        return { status, code: /"code":"(\w+)"/.exec(text)?.[1] };
+      },
+      400,
+      'chunk_length_mismatch',
+    ],
     ['chunk as application/json', () => chunk(`/v1/uploads/${id}/chunks/1`, '{}', { 'content-type': 'application/json' }), 415, 'unsupported_media_type'],
     ['finish with a numeric sha256', () => send(s, 'POST', `/v1/uploads/${id}/finish`, { json: { sha256: 12 } }), 400, 'invalid_request'],
     ['finish with an unknown field', () => send(s, 'POST', `/v1/uploads/${id}/finish`, { json: { force: true } }), 400, 'invalid_request'],
@@ -157,29 +243,69 @@ t.test('hostile input across both protocols: a 4xx with a stable code, nothing s
     // tus
     ['tus: Upload-Length negative', () => tusCreate({ 'upload-length': '-5' }), 400, 'invalid_request'],
     ['tus: Upload-Length in exponent notation', () => tusCreate({ 'upload-length': '1e3' }), 400, 'invalid_request'],
-    ['tus: Upload-Length sent twice', () => raw(s, headLines('POST /files HTTP/1.1\nTus-Resumable: 1.0.0\nUpload-Length: 5\nUpload-Length: 6\nContent-Length: 0')), 400, 'invalid_request'],
+    [
+      'tus: Upload-Length sent twice',
+      () => raw(s, headLines('POST /files HTTP/1.1\nTus-Resumable: 1.0.0\nUpload-Length: 5\nUpload-Length: 6\nContent-Length: 0')),
+      400,
+      'invalid_request',
+    ],
     ['tus: Upload-Length over Tus-Max-Size', () => tusCreate({ 'upload-length': String(2 * 1024 ** 3) }), 413, 'upload_too_large'],
     ['tus: metadata value not Base64', () => tusCreate({ 'upload-length': '5', 'upload-metadata': 'key val!d' }), 400, 'invalid_request'],
-    ['tus: metadata with an empty pair', () => tusCreate({ 'upload-length': '5', 'upload-metadata': `a ${Buffer.from('x').toString('base64')},,b ${Buffer.from('y').toString('base64')}` }), 400, 'invalid_request'],
-    ['tus: filename ../ in metadata', () => tusCreate({ 'upload-length': '5', 'upload-metadata': `filename ${Buffer.from('../x').toString('base64')}` }), 400, 'invalid_request'],
+    [
+      'tus: metadata with an empty pair',
+      () => tusCreate({ 'upload-length': '5', 'upload-metadata': `a ${Buffer.from('x').toString('base64')},,b ${Buffer.from('y').toString('base64')}` }),
+      400,
+      'invalid_request',
+    ],
+    [
+      'tus: filename ../ in metadata',
+      () => tusCreate({ 'upload-length': '5', 'upload-metadata': `filename ${Buffer.from('../x').toString('base64')}` }),
+      400,
+      'invalid_request',
+    ],
     ['tus: Upload-Concat with a path', () => tusCreate({ 'upload-concat': 'final;/files/../../sluice.db' }), 400, 'invalid_request'],
     ['tus: Upload-Defer-Length other than 1', () => tusCreate({ 'upload-defer-length': 'yes' }), 400, 'invalid_request'],
     ['tus: Upload-Offset not a number', () => tusPatch({ 'upload-offset': 'abc' }), 400, 'invalid_request'],
     ['tus: Upload-Offset negative', () => tusPatch({ 'upload-offset': '-1' }), 400, 'invalid_request'],
     ['tus: Upload-Offset of 20 digits', () => tusPatch({ 'upload-offset': '99999999999999999999' }), 400, 'invalid_request'],
     ['tus: Upload-Offset behind', () => tusPatch({ 'upload-offset': '0' }), 409, 'offset_mismatch'],
-    ['tus: PATCH without a content type', () => send(s, 'PATCH', tusPath, { headers: { ...V, 'upload-offset': '3' }, body: 'def' }), 415, 'unsupported_media_type'],
+    [
+      'tus: PATCH without a content type',
+      () => send(s, 'PATCH', tusPath, { headers: { ...V, 'upload-offset': '3' }, body: 'def' }),
+      415,
+      'unsupported_media_type',
+    ],
     ['tus: Upload-Checksum not Base64', () => tusPatch({ 'upload-checksum': 'sha1 !!!' }), 400, 'invalid_request'],
     ['tus: Upload-Checksum md4', () => tusPatch({ 'upload-checksum': 'md4 AAAA' }), 400, 'checksum_algorithm_unsupported'],
-    ['tus: Upload-Checksum mismatch', () => tusPatch({ 'upload-checksum': `sha1 ${createHash('sha1').update('xyz').digest('base64')}` }), 460, 'checksum_mismatch'],
+    [
+      'tus: Upload-Checksum mismatch',
+      () => tusPatch({ 'upload-checksum': `sha1 ${createHash('sha1').update('xyz').digest('base64')}` }),
+      460,
+      'checksum_mismatch',
+    ],
     ['tus: body past the length', () => tusPatch({}, 'x'.repeat(100)), 413, 'upload_too_large'],
     ['tus: Upload-Length changed', () => tusPatch({ 'upload-length': '11' }), 400, 'invalid_request'],
-    ['tus: PATCH on a path-like id', () => send(s, 'PATCH', '/files/..%2F..%2Fsluice.db', { headers: { ...V, ...TUS_OCTET, 'upload-offset': '0' }, body: 'x' }), 404, 'not_found'],
+    [
+      'tus: PATCH on a path-like id',
+      () => send(s, 'PATCH', '/files/..%2F..%2Fsluice.db', { headers: { ...V, ...TUS_OCTET, 'upload-offset': '0' }, body: 'x' }),
+      404,
+      'not_found',
+    ],
     ['tus: no Tus-Resumable', () => send(s, 'HEAD', tusPath), 412, undefined],
     ['tus: Tus-Resumable sent twice', () => raw(s, headLines(`HEAD ${tusPath} HTTP/1.1\nTus-Resumable: 1.0.0\nTus-Resumable: 1.0.0`)), 412, undefined],
-    ['tus: unknown IETF interop version', () => send(s, 'POST', '/files', { headers: { 'upload-draft-interop-version': '99', 'upload-complete': '?1' }, body: 'x' }), 400, 'invalid_request'],
+    [
+      'tus: unknown IETF interop version',
+      () => send(s, 'POST', '/files', { headers: { 'upload-draft-interop-version': '99', 'upload-complete': '?1' }, body: 'x' }),
+      400,
+      'invalid_request',
+    ],
     ['tus: X-HTTP-Method-Override TRACE', () => send(s, 'POST', tusPath, { headers: { ...V, 'x-http-method-override': 'TRACE' } }), 404, 'route_not_found'],
-    ['tus: PATCH on a native upload', () => send(s, 'PATCH', `/files/${id}`, { headers: { ...V, ...TUS_OCTET, 'upload-offset': '0' }, body: 'x' }), 404, 'not_found'],
+    [
+      'tus: PATCH on a native upload',
+      () => send(s, 'PATCH', `/files/${id}`, { headers: { ...V, ...TUS_OCTET, 'upload-offset': '0' }, body: 'x' }),
+      404,
+      'not_found',
+    ],
   ];
   t.ok(cases.length >= 50, `${cases.length} cases`);
   for (const [name, run, status, code] of cases) {
@@ -190,7 +316,14 @@ t.test('hostile input across both protocols: a 4xx with a stable code, nothing s
 
   // Clients that vanish mid-body get no answer; they must leave nothing behind either.
   await raw(s, headLines(`PUT /v1/uploads/${id}/chunks/1 HTTP/1.1\nContent-Type: application/octet-stream\nContent-Length: 1000`), 'x'.repeat(500), true);
-  await raw(s, headLines(`PATCH ${tusPath} HTTP/1.1\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: 3\nUpload-Checksum: sha1 ${createHash('sha1').update('defg').digest('base64')}\nContent-Length: 4`), 'de', true);
+  await raw(
+    s,
+    headLines(
+      `PATCH ${tusPath} HTTP/1.1\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: 3\nUpload-Checksum: sha1 ${createHash('sha1').update('defg').digest('base64')}\nContent-Length: 4`,
+    ),
+    'de',
+    true,
+  );
   await sleep(200);
 
   t.equal(await snapshot(s), before, 'ledger, staging and stored files are unchanged');

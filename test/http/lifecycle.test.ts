@@ -17,15 +17,30 @@ t.test('GET /v1/uploads lists newest first, paginated with an opaque cursor', as
   }
   const first = await http('GET', `${s.url}/v1/uploads?limit=2`);
   t.equal(first.status, 200);
-  t.same(first.body.uploads.map((u: any) => u.id), [ids[4], ids[3]]);
+  t.same(
+    first.body.uploads.map((u: any) => u.id),
+    [ids[4], ids[3]],
+  );
   const second = await http('GET', `${s.url}/v1/uploads?limit=2&cursor=${first.body.next_cursor as string}`);
-  t.same(second.body.uploads.map((u: any) => u.id), [ids[2], ids[1]]);
+  t.same(
+    second.body.uploads.map((u: any) => u.id),
+    [ids[2], ids[1]],
+  );
   const third = await http('GET', `${s.url}/v1/uploads?limit=2&cursor=${second.body.next_cursor as string}`);
-  t.same(third.body.uploads.map((u: any) => u.id), [ids[0]]);
+  t.same(
+    third.body.uploads.map((u: any) => u.id),
+    [ids[0]],
+  );
   t.equal(third.body.next_cursor, null, 'no more pages');
   const all = await http('GET', `${s.url}/v1/uploads`);
   t.equal(all.body.uploads.length, 5, 'default limit covers them');
-  for (const [q, name] of [['limit=0', 'zero'], ['limit=501', 'over 500'], ['limit=x', 'not a number'], ['cursor=garbage', 'foreign cursor'], ['other=1', 'unknown parameter']]) {
+  for (const [q, name] of [
+    ['limit=0', 'zero'],
+    ['limit=501', 'over 500'],
+    ['limit=x', 'not a number'],
+    ['cursor=garbage', 'foreign cursor'],
+    ['other=1', 'unknown parameter'],
+  ]) {
     const res = await http('GET', `${s.url}/v1/uploads?${q}`);
     t.same([res.status, res.body.code], [400, 'invalid_request'], name as string);
   }
@@ -79,7 +94,11 @@ t.test('GET content streams the completed file with Range support and a safe Con
   t.equal(full.headers.get('content-length'), '3000');
   t.equal(full.headers.get('accept-ranges'), 'bytes');
   const cd = full.headers.get('content-disposition') ?? '';
-  t.equal(cd, `attachment; filename="?? \\"final\\".pdf"; filename*=UTF-8''%E5%A0%B1%E5%91%8A%20%22final%22.pdf`, 'RFC 6266: quoted ASCII fallback and the UTF-8 name');
+  t.equal(
+    cd,
+    `attachment; filename="?? \\"final\\".pdf"; filename*=UTF-8''%E5%A0%B1%E5%91%8A%20%22final%22.pdf`,
+    'RFC 6266: quoted ASCII fallback and the UTF-8 name',
+  );
 
   const part = await fetch(`${s.url}/v1/uploads/${up.id}/content`, { headers: { range: 'bytes=1000-1099' } });
   t.equal(part.status, 206);

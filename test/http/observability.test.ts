@@ -39,7 +39,7 @@ t.test('OpenAPI 3 document from the route schemas, and a docs page; both without
   const css = await fetch(`${s.url}/docs/static/swagger-ui.css`);
   t.equal(css.status, 200);
   t.match(css.headers.get('content-type'), /^text\/css/);
-  t.ok((await css.arrayBuffer()).byteLength > 10_000, 'swagger-ui\'s own files are served');
+  t.ok((await css.arrayBuffer()).byteLength > 10_000, "swagger-ui's own files are served");
   t.same((await http('GET', `${s.url}/openapi.json`)).body, doc, 'the same document every time');
   t.equal((await http('GET', `${s.url}/v1/uploads`)).status, 401, 'the API itself still needs a token');
 });
@@ -58,7 +58,10 @@ t.test('Prometheus metrics: uploads, bytes, durations, active uploads and staged
   const open = await createUpload(s.url, { file_name: 'd', size: 10 });
   await putChunk(s.url, open.id, 0, Buffer.from('0123456789'));
   const tus = await http('POST', `${s.url}/files`, { headers: { 'tus-resumable': '1.0.0', 'upload-length': '4' } });
-  await http('PATCH', tus.headers.location as string, { headers: { 'tus-resumable': '1.0.0', 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' }, body: 'tus!' });
+  await http('PATCH', tus.headers.location as string, {
+    headers: { 'tus-resumable': '1.0.0', 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' },
+    body: 'tus!',
+  });
 
   const res = await fetch(`${s.url}/metrics`);
   t.equal(res.status, 200);
@@ -93,6 +96,9 @@ t.test('request logs carry the request id and the upload id', async (t) => {
   const lines = logs.filter((l) => l.reqId === 'req-42');
   t.ok(lines.length >= 2, 'incoming request and request completed');
   // "incoming request" is written on arrival, before the route is known; every later line has the id.
-  t.ok(lines.filter((l) => l.msg !== 'incoming request').every((l) => l.uploadId === up.id), 'each later line with the upload id');
+  t.ok(
+    lines.filter((l) => l.msg !== 'incoming request').every((l) => l.uploadId === up.id),
+    'each later line with the upload id',
+  );
   t.ok(lines.some((l) => l.msg === 'request completed' && (l.res as { statusCode: number }).statusCode === 200));
 });

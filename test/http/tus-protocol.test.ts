@@ -12,7 +12,13 @@ async function server(t: TestContext, env: Record<string, string> = {}) {
   const s = await startServer(t, { env: { MAX_UPLOAD_SIZE: '10MiB', ...env } });
   const create = async (headers: Record<string, string>, body?: Buffer) => {
     const res = await http('POST', `${s.url}/files`, { headers: { ...V, ...headers }, ...(body && { body }) });
-    return { res, url: res.headers.location as string, id: String(res.headers.location ?? '').split('/').pop() as string };
+    return {
+      res,
+      url: res.headers.location as string,
+      id: String(res.headers.location ?? '')
+        .split('/')
+        .pop() as string,
+    };
   };
   const patch = (url: string, offset: number, body: Buffer | string, headers: Record<string, string> = {}) =>
     http('PATCH', url, { headers: { ...V, ...OCTET, 'upload-offset': String(offset), ...headers }, body });
@@ -29,7 +35,15 @@ t.test('OPTIONS: 204 with Tus-Version, the derived Tus-Extension, Tus-Max-Size a
   t.equal(res.headers['tus-version'], '1.0.0');
   t.equal(res.headers['tus-resumable'], '1.0.0');
   t.same(String(res.headers['tus-extension']).split(','), [
-    'creation', 'creation-with-upload', 'creation-defer-length', 'termination', 'checksum', 'checksum-trailer', 'expiration', 'concatenation', 'concatenation-unfinished',
+    'creation',
+    'creation-with-upload',
+    'creation-defer-length',
+    'termination',
+    'checksum',
+    'checksum-trailer',
+    'expiration',
+    'concatenation',
+    'concatenation-unfinished',
   ]);
   t.equal(res.headers['tus-max-size'], String(10 * 1024 * 1024));
   t.equal(res.headers['tus-checksum-algorithm'], 'sha1,md5,sha256');
@@ -50,12 +64,18 @@ t.test('Tus-Resumable missing or unsupported: 412 with Tus-Version, and the requ
 
 t.test('creation: 201 with an absolute Location and Upload-Expires; metadata maps to name and type', async (t) => {
   const { s, create, head } = await server(t);
-  const { res, url, id } = await create({ 'upload-length': '11', 'upload-metadata': `filename ${b64('résumé.pdf')},filetype ${b64('application/pdf')},is_confidential` });
+  const { res, url, id } = await create({
+    'upload-length': '11',
+    'upload-metadata': `filename ${b64('résumé.pdf')},filetype ${b64('application/pdf')},is_confidential`,
+  });
   t.equal(res.status, 201);
   t.match(url, new RegExp(`^${s.url}/files/[0-9a-f-]{36}$`));
   t.match(res.headers['upload-expires'], /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/, 'RFC 7231 date');
   const native = await http('GET', `${s.url}/v1/uploads/${id}`);
-  t.same([native.body.file_name, native.body.content_type, native.body.metadata], ['résumé.pdf', 'application/pdf', { filename: 'résumé.pdf', filetype: 'application/pdf', is_confidential: '' }]);
+  t.same(
+    [native.body.file_name, native.body.content_type, native.body.metadata],
+    ['résumé.pdf', 'application/pdf', { filename: 'résumé.pdf', filetype: 'application/pdf', is_confidential: '' }],
+  );
   const h = await head(url);
   t.same([h.status, h.headers['upload-offset'], h.headers['upload-length'], h.headers['cache-control']], [200, '0', '11', 'no-store']);
   t.equal(h.headers['upload-metadata'], `filename ${b64('résumé.pdf')},filetype ${b64('application/pdf')},is_confidential`, 'echoed as sent');
@@ -106,7 +126,11 @@ t.test('PATCHes are recorded as extents in order and the whole-file digest cover
     t.equal(res.status, 204);
   }
   const rows = s.db.prepare('SELECT offset, length, sha256 FROM chunks WHERE upload_id = ? ORDER BY idx').all(id);
-  t.same(rows, cuts.slice(1).map((end, i) => ({ offset: cuts[i], length: end - (cuts[i] as number), sha256: null })), 'one row per extent, no digest of its own');
+  t.same(
+    rows,
+    cuts.slice(1).map((end, i) => ({ offset: cuts[i], length: end - (cuts[i] as number), sha256: null })),
+    'one row per extent, no digest of its own',
+  );
   const native = await http('GET', `${s.url}/v1/uploads/${id}`);
   t.same([native.body.status, native.body.sha256], ['completed', sha256(data)]);
   t.equal(sha256(await stored(s, id)), sha256(data), 'stored bytes equal the source');
@@ -172,7 +196,10 @@ t.test('checksum-trailer: the digest may follow the body in a chunked request', 
   const { url, id } = await create({ 'upload-length': '6' });
   const send = async (body: string, digestOf: string) => {
     const host = new URL(s.url).host;
-    const req = rawRequest(s.url, `PATCH /files/${id} HTTP/1.1\nHost: ${host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: ${(await head(url)).headers['upload-offset']}\nTransfer-Encoding: chunked\nTrailer: Upload-Checksum\n`);
+    const req = rawRequest(
+      s.url,
+      `PATCH /files/${id} HTTP/1.1\nHost: ${host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: ${(await head(url)).headers['upload-offset']}\nTransfer-Encoding: chunked\nTrailer: Upload-Checksum\n`,
+    );
     await req.start();
     const trailer = `Upload-Checksum: sha1 ${createHash('sha1').update(digestOf).digest('base64')}`;
     await req.send(`${body.length.toString(16)}\r\n${body}\r\n0\r\n${trailer}\r\n\r\n`);
@@ -263,7 +290,11 @@ t.test('concatenation: partials are never published alone; the final is their by
   const final = await create({ 'upload-concat': `final;/files/${a.id} ${b.url}`, 'upload-metadata': `filename ${b64('hw.txt')}` });
   t.equal(final.res.status, 201);
   const hf = await head(final.url);
-  t.same([hf.headers['upload-concat'], hf.headers['upload-length'], hf.headers['upload-offset']], [`final;/files/${a.id} ${b.url}`, '11', undefined], 'no offset before concatenation');
+  t.same(
+    [hf.headers['upload-concat'], hf.headers['upload-length'], hf.headers['upload-offset']],
+    [`final;/files/${a.id} ${b.url}`, '11', undefined],
+    'no offset before concatenation',
+  );
   t.equal((await patch(final.url, 0, 'x')).status, 403);
   await patch(b.url, 0, ' world');
   const done = await head(final.url);
@@ -281,7 +312,10 @@ t.test('concatenation: partials are never published alone; the final is their by
 
 /** A PATCH from `offset` announcing the rest of `data` that has sent only `sent` bytes of it so far. */
 async function halfSentPatch(base: string, id: string, data: Buffer, sent: number, offset = 0) {
-  const req = rawRequest(base, `PATCH /files/${id} HTTP/1.1\nHost: ${new URL(base).host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: ${offset}\nContent-Length: ${data.length - offset}\n`);
+  const req = rawRequest(
+    base,
+    `PATCH /files/${id} HTTP/1.1\nHost: ${new URL(base).host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: ${offset}\nContent-Length: ${data.length - offset}\n`,
+  );
   await req.start();
   await req.send(data.subarray(offset, offset + sent));
   await sleep(150);
@@ -335,12 +369,27 @@ t.test('a new PATCH takes over from one stuck on a dead connection', async (t) =
 
 t.test('CORS exposes the tus headers; Location honours a trusted proxy', async (t) => {
   const { s, create } = await server(t, { TRUST_PROXY: 'true' });
-  const pre = await http('OPTIONS', `${s.url}/files`, { headers: { origin: 'https://app.example', 'access-control-request-method': 'PATCH', 'access-control-request-headers': 'tus-resumable,upload-offset' } });
+  const pre = await http('OPTIONS', `${s.url}/files`, {
+    headers: { origin: 'https://app.example', 'access-control-request-method': 'PATCH', 'access-control-request-headers': 'tus-resumable,upload-offset' },
+  });
   t.equal(pre.status, 204);
   t.match(pre.headers['access-control-allow-headers'], /Upload-Offset/);
   const created = await create({ 'upload-length': '1', origin: 'https://app.example', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'up.example.com' });
   t.match(created.url, /^https:\/\/up\.example\.com\/files\//);
-  for (const h of ['Location', 'Upload-Offset', 'Upload-Length', 'Upload-Defer-Length', 'Upload-Metadata', 'Upload-Expires', 'Upload-Concat', 'Tus-Version', 'Tus-Resumable', 'Tus-Max-Size', 'Tus-Extension', 'Tus-Checksum-Algorithm']) {
+  for (const h of [
+    'Location',
+    'Upload-Offset',
+    'Upload-Length',
+    'Upload-Defer-Length',
+    'Upload-Metadata',
+    'Upload-Expires',
+    'Upload-Concat',
+    'Tus-Version',
+    'Tus-Resumable',
+    'Tus-Max-Size',
+    'Tus-Extension',
+    'Tus-Checksum-Algorithm',
+  ]) {
     t.match(created.res.headers['access-control-expose-headers'], new RegExp(`\\b${h}\\b`), `exposes ${h}`);
   }
   const fwd = await create({ 'upload-length': '1', forwarded: 'for=1.2.3.4;proto=https;host=files.example.org' });
@@ -366,7 +415,10 @@ t.test('IETF draft (interop 6): 104 with Location before the body, Upload-Comple
   const I = { 'upload-draft-interop-version': '6' };
   const host = new URL(s.url).host;
   // A creation whose body is incomplete: the client learns the upload URL from the 104 at once.
-  const req = rawRequest(s.url, `POST /files HTTP/1.1\nHost: ${host}\nUpload-Draft-Interop-Version: 6\nUpload-Complete: ?1\nContent-Type: image/png\nContent-Length: 10\n`);
+  const req = rawRequest(
+    s.url,
+    `POST /files HTTP/1.1\nHost: ${host}\nUpload-Draft-Interop-Version: 6\nUpload-Complete: ?1\nContent-Type: image/png\nContent-Length: 10\n`,
+  );
   await req.start();
   await req.send('hello');
   await sleep(150);
@@ -376,24 +428,43 @@ t.test('IETF draft (interop 6): 104 with Location before the body, Upload-Comple
   req.socket.destroy();
   await sleep(150);
   const head = await http('HEAD', url, { headers: I });
-  t.same([head.status, head.headers['upload-offset'], head.headers['upload-complete'], head.headers['upload-length'], head.headers['cache-control']], [204, '5', '?0', '10', 'no-store']);
+  t.same(
+    [head.status, head.headers['upload-offset'], head.headers['upload-complete'], head.headers['upload-length'], head.headers['cache-control']],
+    [204, '5', '?0', '10', 'no-store'],
+  );
   t.equal(head.headers['tus-resumable'], undefined, 'no tus headers for an IETF client');
   t.match(head.headers['upload-limit'], /^max-size=\d+$/);
-  const wrongType = await http('PATCH', url, { headers: { ...I, 'upload-offset': '5', 'upload-complete': '?1', 'content-type': 'application/offset+octet-stream' }, body: 'world' });
+  const wrongType = await http('PATCH', url, {
+    headers: { ...I, 'upload-offset': '5', 'upload-complete': '?1', 'content-type': 'application/offset+octet-stream' },
+    body: 'world',
+  });
   t.equal(wrongType.status, 415, 'interop 6 appends are application/partial-upload');
-  const stale = await http('PATCH', url, { headers: { ...I, 'upload-offset': '0', 'upload-complete': '?1', 'content-type': 'application/partial-upload' }, body: 'world' });
+  const stale = await http('PATCH', url, {
+    headers: { ...I, 'upload-offset': '0', 'upload-complete': '?1', 'content-type': 'application/partial-upload' },
+    body: 'world',
+  });
   t.equal(stale.status, 409);
-  const last = await http('PATCH', url, { headers: { ...I, 'upload-offset': '5', 'upload-complete': '?1', 'content-type': 'application/partial-upload' }, body: 'world' });
+  const last = await http('PATCH', url, {
+    headers: { ...I, 'upload-offset': '5', 'upload-complete': '?1', 'content-type': 'application/partial-upload' },
+    body: 'world',
+  });
   t.same([last.status, last.headers['upload-offset'], last.headers['upload-complete']], [200, '10', '?1']);
   const id = url.split('/').pop() as string;
   t.equal((await stored(s, id)).toString(), 'helloworld');
   const native = await http('GET', `${s.url}/v1/uploads/${id}`);
   t.same([native.body.content_type, native.body.status], ['image/png', 'completed'], 'the representation keeps its media type');
 
-  const oneShot = await http('POST', `${s.url}/files`, { headers: { ...I, 'upload-complete': '?1', 'content-type': 'text/plain', 'content-disposition': 'attachment; filename="note.txt"' }, body: 'all at once' });
+  const oneShot = await http('POST', `${s.url}/files`, {
+    headers: { ...I, 'upload-complete': '?1', 'content-type': 'text/plain', 'content-disposition': 'attachment; filename="note.txt"' },
+    body: 'all at once',
+  });
   t.same([oneShot.status, oneShot.headers['upload-offset'], oneShot.headers['upload-complete']], [200, '11', '?1'], 'a complete upload in one request');
   const oneId = String(oneShot.headers.location).split('/').pop() as string;
   t.equal((await http('GET', `${s.url}/v1/uploads/${oneId}`)).body.file_name, 'note.txt');
-  t.equal((await http('POST', `${s.url}/files`, { headers: { 'upload-draft-interop-version': '2', 'upload-complete': '?1' }, body: 'x' })).status, 400, 'unknown interop version');
+  t.equal(
+    (await http('POST', `${s.url}/files`, { headers: { 'upload-draft-interop-version': '2', 'upload-complete': '?1' }, body: 'x' })).status,
+    400,
+    'unknown interop version',
+  );
   t.equal((await http('POST', `${s.url}/files`, { headers: { ...I }, body: 'x' })).status, 400, 'Upload-Complete required');
 });

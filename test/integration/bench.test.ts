@@ -20,7 +20,9 @@ t.test('npm run bench -- --quick runs every case on sluice, @tus/server and the 
     timeout: 240_000,
     maxBuffer: 16 * 1024 * 1024,
   });
-  const report = JSON.parse(await fs.readFile(out, 'utf8')) as { results: { case: string; target: string; seconds: number; bytes: number; cpu: number; peakRss: number }[] };
+  const report = JSON.parse(await fs.readFile(out, 'utf8')) as {
+    results: { case: string; target: string; seconds: number; bytes: number; cpu: number; peakRss: number }[];
+  };
   const seen = new Set(report.results.map((r) => `${r.case}/${r.target}`));
   const expected = ['single', 'chunks', 'small'].flatMap((c) => ['sluice', 'tus-server', 'discard'].map((s) => `${c}/${s}`));
   for (const key of [...expected, 'finish/sluice', 'parallel/sluice', 'dd/dd']) t.ok(seen.has(key), `measured ${key}`);

@@ -50,7 +50,11 @@ t.test('the single executable, alone in an empty directory with an empty environ
   const src = await randomFile(await tmpDir(t), 3 * 1024 * 1024 + 7, 'native.bin');
   const up = await run(binary, ['--json', '--server', url, 'upload', src.file, '--chunk-size', '1MiB'], { cwd: dir, env: { HOME: dir } });
   t.equal(up.code, 0, up.stderr);
-  const done = up.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'done');
+  const done = up.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .find((e) => e.event === 'done');
   t.equal(done?.sha256, src.sha256, 'native API upload through the binary CLI, verified');
 
   const data = await fs.readFile(src.file);

@@ -14,7 +14,12 @@ function sluice(args: string[], env: Record<string, string>): Promise<{ code: nu
     );
   });
 }
-const lines = (s: string) => s.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+const lines = (s: string) =>
+  s
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
 
 t.test('sluice upload / status / ls / download / abort against a real server', async (t) => {
   const s = await startServer(t);
@@ -25,14 +30,24 @@ t.test('sluice upload / status / ls / download / abort against a real server', a
   const up = await sluice(['--json', 'upload', a.file, b.file, '--chunk-size', '256KiB', '--parallel', '3'], env);
   t.equal(up.code, 0, up.stderr);
   const done = lines(up.stdout).filter((e) => e.event === 'done');
-  t.same(done.map((d) => [d.sha256, d.size, d.resumed]), [[a.sha256, 1_500_000, false], [b.sha256, 10, false]]);
+  t.same(
+    done.map((d) => [d.sha256, d.size, d.resumed]),
+    [
+      [a.sha256, 1_500_000, false],
+      [b.sha256, 10, false],
+    ],
+  );
   const stored = await http('GET', `${s.url}/v1/uploads/${done[0]!.id}`);
   t.same([stored.body.status, stored.body.sha256, stored.body.chunk_size, stored.body.file_name], ['completed', a.sha256, 256 * 1024, 'a.bin']);
 
   const plain = await sluice(['status', done[0]!.id], env);
   t.match(plain.stdout, new RegExp(`${done[0]!.id} completed: a\\.bin, 1\\.4 MiB of 1\\.4 MiB \\(6 of 6 chunks\\)`));
   const ls = await sluice(['--json', 'ls'], env);
-  t.same(lines(ls.stdout).map((u) => u.file_name), ['b.txt', 'a.bin'], 'newest first');
+  t.same(
+    lines(ls.stdout).map((u) => u.file_name),
+    ['b.txt', 'a.bin'],
+    'newest first',
+  );
   const target = path.join(work, 'back.bin');
   const dl = await sluice(['download', done[0]!.id, '-o', target], env);
   t.equal(dl.code, 0, dl.stderr);
@@ -49,7 +64,9 @@ t.test('re-running an interrupted upload resumes it and sends only what is missi
   const work = await tmpDir(t);
   const env = { SLUICE_SERVER: s.url, SLUICE_STATE_DIR: path.join(work, 'state') };
   const src = await randomFile(work, 64 * 64 * 1024, 'big.bin');
-  const child = spawn(process.execPath, [CLI, '--json', 'upload', src.file, '--chunk-size', '64KiB', '--parallel', '1'], { env: { PATH: process.env.PATH, ...env } });
+  const child = spawn(process.execPath, [CLI, '--json', 'upload', src.file, '--chunk-size', '64KiB', '--parallel', '1'], {
+    env: { PATH: process.env.PATH, ...env },
+  });
   // Interrupt it hard once the server holds some of the chunks.
   const count = () => (s.db.prepare('SELECT COALESCE(MAX(chunks_received), 0) AS n FROM uploads').get() as { n: number }).n;
   for (let i = 0; i < 400 && count() < 10; i++) await sleep(10);

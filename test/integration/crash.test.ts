@@ -32,7 +32,10 @@ t.test('kill -9 mid-chunk: acknowledged chunks survive intact, the half-sent chu
     if (res.status === 200) acked.push(i);
   }
   const host = new URL(server.url).host;
-  const inflight = rawRequest(server.url, `PUT /v1/uploads/${up.id}/chunks/7 HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nContent-Length: ${256 * KiB}\n`);
+  const inflight = rawRequest(
+    server.url,
+    `PUT /v1/uploads/${up.id}/chunks/7 HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nContent-Length: ${256 * KiB}\n`,
+  );
   await inflight.start();
   await inflight.send(part(7).subarray(0, 100 * KiB));
   await sleep(100);
@@ -61,7 +64,10 @@ t.test('kill -9 mid-tus-PATCH: a long PATCH keeps its checkpointed bytes, never 
   const url = created.headers.location as string;
   const path = new URL(url).pathname;
   const host = new URL(server.url).host;
-  const patch = rawRequest(server.url, `PATCH ${path} HTTP/1.1\nHost: ${host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: 0\nContent-Length: ${source.length}\n`);
+  const patch = rawRequest(
+    server.url,
+    `PATCH ${path} HTTP/1.1\nHost: ${host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: 0\nContent-Length: ${source.length}\n`,
+  );
   await patch.start();
   for (let sent = 0; sent < 40 * 1024 * KiB; sent += 1024 * KiB) await patch.send(source.subarray(sent, sent + 1024 * KiB));
   // Kill once the server has checkpointed twice (HEAD shows only recorded, durable bytes).
@@ -77,7 +83,13 @@ t.test('kill -9 mid-tus-PATCH: a long PATCH keeps its checkpointed bytes, never 
   t.ok(offset <= 40 * 1024 * KiB, `offset ${offset} is at most what was sent before the kill`);
   t.ok(offset >= 32 * 1024 * KiB, `offset ${offset}: the 16 MiB checkpoints survived the kill`);
   await new Promise<void>((resolve, reject) => {
-    const u = new tus.Upload(createReadStream(file), { uploadUrl: newUrl, uploadSize: source.length, chunkSize: 4 * 1024 * KiB, onError: reject, onSuccess: () => resolve() });
+    const u = new tus.Upload(createReadStream(file), {
+      uploadUrl: newUrl,
+      uploadSize: source.length,
+      chunkSize: 4 * 1024 * KiB,
+      onError: reject,
+      onSuccess: () => resolve(),
+    });
     u.start();
   });
   const st = await status(server.url, path.split('/').pop() as string);
@@ -122,7 +134,7 @@ t.test('many concurrent uploads across repeated kill -9: nothing acknowledged is
   const CHUNKS = 12;
   const CHUNK = 64 * KiB;
   const files = Array.from({ length: CLIENTS }, () => Buffer.alloc(0));
-  for (let c = 0; c < CLIENTS; c++) files[c] = (await fs.readFile((await randomFile(dataDir, CHUNKS * CHUNK - c * 100, `f${c}`)).file));
+  for (let c = 0; c < CLIENTS; c++) files[c] = await fs.readFile((await randomFile(dataDir, CHUNKS * CHUNK - c * 100, `f${c}`)).file);
   let server = await restart(t, dataDir);
   const ids: string[] = [];
   for (let c = 0; c < CLIENTS; c++) {
@@ -139,7 +151,10 @@ t.test('many concurrent uploads across repeated kill -9: nothing acknowledged is
         if (stop) return;
         if (acked[c]!.has(i)) continue;
         try {
-          const res = await http('PUT', `${url}/v1/uploads/${ids[c]}/chunks/${i}`, { body: files[c]!.subarray(i * CHUNK, (i + 1) * CHUNK), headers: { 'content-type': 'application/octet-stream' } });
+          const res = await http('PUT', `${url}/v1/uploads/${ids[c]}/chunks/${i}`, {
+            body: files[c]!.subarray(i * CHUNK, (i + 1) * CHUNK),
+            headers: { 'content-type': 'application/octet-stream' },
+          });
           if (res.status === 200) acked[c]!.add(i);
         } catch {
           return; // the server died under us
@@ -162,7 +177,10 @@ t.test('many concurrent uploads across repeated kill -9: nothing acknowledged is
   for (let c = 0; c < CLIENTS; c++) {
     const st = await status(server.url, ids[c]!);
     for (const i of st.missing_chunks as number[]) {
-      await http('PUT', `${server.url}/v1/uploads/${ids[c]}/chunks/${i}`, { body: files[c]!.subarray(i * CHUNK, (i + 1) * CHUNK), headers: { 'content-type': 'application/octet-stream' } });
+      await http('PUT', `${server.url}/v1/uploads/${ids[c]}/chunks/${i}`, {
+        body: files[c]!.subarray(i * CHUNK, (i + 1) * CHUNK),
+        headers: { 'content-type': 'application/octet-stream' },
+      });
     }
     const fin = await http('POST', `${server.url}/v1/uploads/${ids[c]}/finish`, { json: {} });
     t.same([fin.status, fin.body.sha256], [200, sha256(files[c]!)], `upload ${c} verifies`);

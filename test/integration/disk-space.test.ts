@@ -32,16 +32,26 @@ t.test('creation reserves space: free minus outstanding reservations minus the m
 t.test('DISK_RESERVE as a percentage; the default keeps min(1 GiB, 5%)', async (t) => {
   const total = 10 * 1024 * MiB;
   const pct = await startServer(t, { env: { DISK_RESERVE: '10%' }, overrides: { statfs: async () => ({ free: 2 * 1024 * MiB, total }) } });
-  t.equal((await http('POST', `${pct.url}/v1/uploads`, { json: { file_name: 'a', size: 1024 * MiB + 1, chunk_size: 16 * MiB } })).status, 507, '2 GiB free - 1 GiB (10%) leaves 1 GiB');
+  t.equal(
+    (await http('POST', `${pct.url}/v1/uploads`, { json: { file_name: 'a', size: 1024 * MiB + 1, chunk_size: 16 * MiB } })).status,
+    507,
+    '2 GiB free - 1 GiB (10%) leaves 1 GiB',
+  );
   t.equal((await http('POST', `${pct.url}/v1/uploads`, { json: { file_name: 'a', size: 1000 * MiB, chunk_size: 16 * MiB } })).status, 201);
   const def = await startServer(t, { overrides: { statfs: async () => ({ free: 1024 * MiB, total }) } });
-  t.equal((await http('POST', `${def.url}/v1/uploads`, { json: { file_name: 'a', size: 512 * MiB + 1, chunk_size: 16 * MiB } })).status, 507, '5% of 10 GiB = 512 MiB kept');
+  t.equal(
+    (await http('POST', `${def.url}/v1/uploads`, { json: { file_name: 'a', size: 512 * MiB + 1, chunk_size: 16 * MiB } })).status,
+    507,
+    '5% of 10 GiB = 512 MiB kept',
+  );
   t.equal((await http('POST', `${def.url}/v1/uploads`, { json: { file_name: 'a', size: 512 * MiB, chunk_size: 16 * MiB } })).status, 201);
 });
 
 /** A tmpfs of `sizeMiB` mounted for this file's tests, or undefined where mounting is not permitted. */
 function mountTmpfs(sizeMiB: number): string | undefined {
-  const dir = execFileSync('mktemp', ['-d', path.join(os.tmpdir(), 'sluice-tmpfs-XXXXXX')]).toString().trim();
+  const dir = execFileSync('mktemp', ['-d', path.join(os.tmpdir(), 'sluice-tmpfs-XXXXXX')])
+    .toString()
+    .trim();
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m`, 'tmpfs', dir], { stdio: 'ignore' });
   } catch {
@@ -95,4 +105,3 @@ t.test('a write that still hits ENOSPC is a clear 507 for that chunk; nothing is
   t.equal((await http('POST', `${s.url}/v1/uploads/${small.id}/finish`, { json: {} })).status, 200);
   t.equal((await fs.readFile(path.join(dir, 'files', small.id))).toString(), 'abc');
 });
-

@@ -41,7 +41,11 @@ t.test('multi-stage on a Node LTS slim base, non-root, /data volume, port 8080, 
     t.ok(major >= 22 && major % 2 === 0, `${from}: an even (LTS) Node line, 22 or newer, slim`);
   }
   const runtime = all.slice(all.findIndex((i, n) => i.keyword === 'FROM' && n > 0));
-  const has = (keyword: string, pattern: RegExp) => t.ok(runtime.some((i) => i.keyword === keyword && pattern.test(i.args)), `${keyword} ${pattern}`);
+  const has = (keyword: string, pattern: RegExp) =>
+    t.ok(
+      runtime.some((i) => i.keyword === keyword && pattern.test(i.args)),
+      `${keyword} ${pattern}`,
+    );
   has('ENV', /\bHOST=0\.0\.0\.0\b/);
   has('ENV', /\bDATA_DIR=\/data\b/);
   has('VOLUME', /"\/data"/);
@@ -49,7 +53,10 @@ t.test('multi-stage on a Node LTS slim base, non-root, /data volume, port 8080, 
   has('USER', /^node$/);
   has('ENTRYPOINT', /tini/);
   has('HEALTHCHECK', /\/healthz/);
-  t.notOk(runtime.some((i) => i.keyword === 'RUN' && /npm (ci|install)\b(?!.*--omit=dev)/.test(i.args)), 'no dev dependencies installed in the runtime stage');
+  t.notOk(
+    runtime.some((i) => i.keyword === 'RUN' && /npm (ci|install)\b(?!.*--omit=dev)/.test(i.args)),
+    'no dev dependencies installed in the runtime stage',
+  );
   const ignore = await fs.readFile(path.join(ROOT, '.dockerignore'), 'utf8');
   for (const entry of ['node_modules', 'data', '.git', 'dist']) t.match(ignore, new RegExp(`^${entry.replace('.', '\\.')}$`, 'm'), `.dockerignore: ${entry}`);
 });
@@ -68,10 +75,16 @@ t.test('what the runtime stage runs exists and works: COPY sources, the CMD entr
   const probe = JSON.parse(health.slice(health.indexOf('CMD') + 3).trim()) as string[];
   const server = await spawnServer({ DATA_DIR: await tmpDir(t) }, t);
   const port = new URL(server.url).port;
-  const ok = await run(process.execPath, probe.slice(1), { env: { PORT: port } }).then(() => 0, (e: { code: number }) => e.code);
+  const ok = await run(process.execPath, probe.slice(1), { env: { PORT: port } }).then(
+    () => 0,
+    (e: { code: number }) => e.code,
+  );
   t.equal(ok, 0, 'the healthcheck passes against a running server');
   server.child.kill('SIGTERM');
   await server.exited;
-  const down = await run(process.execPath, probe.slice(1), { env: { PORT: port } }).then(() => 0, (e: { code: number }) => e.code);
+  const down = await run(process.execPath, probe.slice(1), { env: { PORT: port } }).then(
+    () => 0,
+    (e: { code: number }) => e.code,
+  );
   t.equal(down, 1, 'and fails once it is gone');
 });

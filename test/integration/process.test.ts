@@ -27,7 +27,10 @@ t.test('SIGTERM: stops accepting, lets the in-flight chunk finish, closes; a res
   const up = await createUpload(server.url, { file_name: 'a', size: data.length, chunk_size: data.length, sha256: sha256(data) });
 
   const host = new URL(server.url).host;
-  const inflight = rawRequest(server.url, `PUT /v1/uploads/${up.id}/chunks/0 HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nContent-Length: ${data.length}\n`);
+  const inflight = rawRequest(
+    server.url,
+    `PUT /v1/uploads/${up.id}/chunks/0 HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nContent-Length: ${data.length}\n`,
+  );
   await inflight.start();
   await inflight.send(data.subarray(0, 1000));
   await sleep(200);
@@ -57,7 +60,10 @@ t.test('SIGTERM with a stalled request: shutdown is bounded by SHUTDOWN_TIMEOUT'
   const server = await spawnServer({ DATA_DIR: dataDir, SHUTDOWN_TIMEOUT: '1s', IDLE_TIMEOUT: '1h', MIN_CHUNK_SIZE: '1' }, t);
   const up = await createUpload(server.url, { file_name: 'a', size: 1000, chunk_size: 1000 });
   const host = new URL(server.url).host;
-  const stalled = rawRequest(server.url, `PUT /v1/uploads/${up.id}/chunks/0 HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nContent-Length: 1000\n`);
+  const stalled = rawRequest(
+    server.url,
+    `PUT /v1/uploads/${up.id}/chunks/0 HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nContent-Length: 1000\n`,
+  );
   await stalled.start();
   await stalled.send(Buffer.alloc(10));
   await sleep(200);
@@ -104,7 +110,10 @@ t.test('SIGTERM under load: every in-flight request finishes or is cleanly refus
   const uploader = async (c: number) => {
     for (let i = 0; i < CHUNKS; i++) {
       try {
-        const res = await http('PUT', `${url}/v1/uploads/${ids[c]}/chunks/${i}`, { body: files[c]!.subarray(i * CHUNK, (i + 1) * CHUNK), headers: { 'content-type': 'application/octet-stream' } });
+        const res = await http('PUT', `${url}/v1/uploads/${ids[c]}/chunks/${i}`, {
+          body: files[c]!.subarray(i * CHUNK, (i + 1) * CHUNK),
+          headers: { 'content-type': 'application/octet-stream' },
+        });
         outcomes.push(String(res.status));
         if (res.status === 200) acked[c]!.add(i);
       } catch (err) {
@@ -126,8 +135,16 @@ t.test('SIGTERM under load: every in-flight request finishes or is cleanly refus
   for (let c = 0; c < CLIENTS; c++) {
     const st = await http('GET', `${server.url}/v1/uploads/${ids[c]}`);
     const missing = st.body.missing_chunks as number[];
-    t.same([...acked[c]!].filter((i) => missing.includes(i)), [], `upload ${c}: acknowledged chunks kept`);
-    for (const i of missing) await http('PUT', `${server.url}/v1/uploads/${ids[c]}/chunks/${i}`, { body: files[c]!.subarray(i * CHUNK, (i + 1) * CHUNK), headers: { 'content-type': 'application/octet-stream' } });
+    t.same(
+      [...acked[c]!].filter((i) => missing.includes(i)),
+      [],
+      `upload ${c}: acknowledged chunks kept`,
+    );
+    for (const i of missing)
+      await http('PUT', `${server.url}/v1/uploads/${ids[c]}/chunks/${i}`, {
+        body: files[c]!.subarray(i * CHUNK, (i + 1) * CHUNK),
+        headers: { 'content-type': 'application/octet-stream' },
+      });
     const fin = await http('POST', `${server.url}/v1/uploads/${ids[c]}/finish`, { json: {} });
     t.equal(fin.body.sha256, sha256(files[c]!), `upload ${c} resumed and verified`);
   }
@@ -150,9 +167,15 @@ t.test('both memory profiles serve uploads; under the default (small) one, JWKS 
     if (profile) env.MEMORY_PROFILE = profile;
     const server = await spawnServer(env, t);
     const data = randomBytes(5 * 1024 * 1024);
-    const up = await http('POST', `${server.url}/v1/uploads`, { headers, json: { file_name: 'a', size: data.length, chunk_size: data.length, sha256: sha256(data) } });
+    const up = await http('POST', `${server.url}/v1/uploads`, {
+      headers,
+      json: { file_name: 'a', size: data.length, chunk_size: data.length, sha256: sha256(data) },
+    });
     t.equal(up.status, 201, 'authenticated through the fetched key set');
-    const put = await http('PUT', `${server.url}/v1/uploads/${up.body.id}/chunks/0`, { headers: { ...headers, 'content-type': 'application/octet-stream' }, body: data });
+    const put = await http('PUT', `${server.url}/v1/uploads/${up.body.id}/chunks/0`, {
+      headers: { ...headers, 'content-type': 'application/octet-stream' },
+      body: data,
+    });
     t.equal(put.status, 200);
     const fin = await http('POST', `${server.url}/v1/uploads/${up.body.id}/finish`, { headers, json: {} });
     t.same([fin.status, fin.body.sha256], [200, sha256(data)]);

@@ -23,7 +23,10 @@ const part = (data: Buffer, i: number) => data.subarray(i * CHUNK, Math.min((i +
 /** Sends part of a chunk over a raw socket and vanishes. */
 async function disconnectMidChunk(s: Running, id: string, i: number, bytes: Buffer, fraction: number) {
   const host = new URL(s.url).host;
-  const req = rawRequest(s.url, `PUT /v1/uploads/${id}/chunks/${i} HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nContent-Length: ${bytes.length}\n`);
+  const req = rawRequest(
+    s.url,
+    `PUT /v1/uploads/${id}/chunks/${i} HTTP/1.1\nHost: ${host}\nContent-Type: application/octet-stream\nContent-Length: ${bytes.length}\n`,
+  );
   await req.start();
   await req.send(bytes.subarray(0, Math.floor(bytes.length * fraction)));
   await sleep(5);
@@ -79,7 +82,10 @@ t.test('tus: random PATCH sizes, interruptions and resumptions from HEAD always 
   let runs = 0;
   await fc.assert(
     fc.asyncProperty(
-      fc.array(fc.record({ size: fc.integer({ min: 1, max: 9000 }), cut: fc.option(fc.double({ min: 0, max: 0.99, noNaN: true }), { nil: undefined }) }), { minLength: 1, maxLength: 12 }),
+      fc.array(fc.record({ size: fc.integer({ min: 1, max: 9000 }), cut: fc.option(fc.double({ min: 0, max: 0.99, noNaN: true }), { nil: undefined }) }), {
+        minLength: 1,
+        maxLength: 12,
+      }),
       async (patches) => {
         runs++;
         const data = randomBytes(20_000);
@@ -95,10 +101,16 @@ t.test('tus: random PATCH sizes, interruptions and resumptions from HEAD always 
           const next = plan.shift() ?? { size: data.length, cut: undefined };
           const body = data.subarray(offset, offset + next.size);
           if (next.cut === undefined) {
-            const res = await http('PATCH', url, { headers: { 'tus-resumable': '1.0.0', 'content-type': 'application/offset+octet-stream', 'upload-offset': String(offset) }, body });
+            const res = await http('PATCH', url, {
+              headers: { 'tus-resumable': '1.0.0', 'content-type': 'application/offset+octet-stream', 'upload-offset': String(offset) },
+              body,
+            });
             if (res.status !== 204) throw new Error(`PATCH ${res.status}`);
           } else {
-            const req = rawRequest(s.url, `PATCH ${path} HTTP/1.1\nHost: ${host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: ${offset}\nContent-Length: ${body.length}\n`);
+            const req = rawRequest(
+              s.url,
+              `PATCH ${path} HTTP/1.1\nHost: ${host}\nTus-Resumable: 1.0.0\nContent-Type: application/offset+octet-stream\nUpload-Offset: ${offset}\nContent-Length: ${body.length}\n`,
+            );
             await req.start();
             await req.send(body.subarray(0, Math.floor(body.length * next.cut)));
             await sleep(5);

@@ -29,14 +29,17 @@ t.test('start-up reconciliation settles every half-done state, and never complet
   const noStaging = await make(); // uploading without a staging file -> failed
   const tus = await http('POST', `${first.url}/files`, { headers: { 'tus-resumable': '1.0.0', 'upload-length': '5' } });
   const tusId = String(tus.headers.location).split('/').pop() as string;
-  await http('PATCH', tus.headers.location as string, { headers: { 'tus-resumable': '1.0.0', 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' }, body: 'hell' });
+  await http('PATCH', tus.headers.location as string, {
+    headers: { 'tus-resumable': '1.0.0', 'content-type': 'application/offset+octet-stream', 'upload-offset': '0' },
+    body: 'hell',
+  });
   await first.close();
 
   const staging = (id: string) => path.join(dataDir, 'staging', id);
   await tamper(dataDir, (db) => {
     for (const id of [stillStaged, published, lost, tusId]) db.prepare("UPDATE uploads SET status = 'finishing' WHERE id = ?").run(id);
     // The tus upload's last byte, recorded just before the crash.
-    db.prepare("UPDATE uploads SET bytes_received = 5 WHERE id = ?").run(tusId);
+    db.prepare('UPDATE uploads SET bytes_received = 5 WHERE id = ?').run(tusId);
   });
   await fs.appendFile(staging(tusId), '').then(async () => {
     const fh = await fs.open(staging(tusId), 'r+');
@@ -57,7 +60,11 @@ t.test('start-up reconciliation settles every half-done state, and never complet
   const fin = await http('POST', `${second.url}/v1/uploads/${stillStaged}/finish`, { json: {} });
   t.same([fin.status, fin.body.sha256], [200, sha256(data)]);
   const pub = await status(published);
-  t.same([pub.status, pub.sha256, pub.location], ['completed', sha256(data), { backend: 'local', path: `files/${published}` }], 'published before the crash: completed');
+  t.same(
+    [pub.status, pub.sha256, pub.location],
+    ['completed', sha256(data), { backend: 'local', path: `files/${published}` }],
+    'published before the crash: completed',
+  );
   const tusDone = await status(tusId);
   t.same([tusDone.status, tusDone.sha256], ['completed', sha256('hello')], 'a tus upload without a client digest: digest computed from the published file');
   const gone = await status(lost);
@@ -65,7 +72,11 @@ t.test('start-up reconciliation settles every half-done state, and never complet
   const missing = await status(noStaging);
   t.same([missing.status, missing.failure], ['failed', 'its staging file was missing at start-up'], 'never silently completed');
   await t.rejects(fs.access(staging(orphan)), 'orphan staging file removed');
-  t.same((await fs.readdir(path.join(dataDir, 'files'))).filter((n) => n.startsWith('.')), [], 'temporary copies removed');
+  t.same(
+    (await fs.readdir(path.join(dataDir, 'files'))).filter((n) => n.startsWith('.')),
+    [],
+    'temporary copies removed',
+  );
 });
 
 t.test('the sweeper never touches completed files; expired and aborted uploads leave no bytes', async (t) => {

@@ -141,7 +141,16 @@ t.test('S3 configuration is validated', async (t) => {
   t.throws(() => loadConfig({ STORAGE_BACKEND: 's3' }), /S3_BUCKET is required/);
   t.throws(() => loadConfig({ STORAGE_BACKEND: 's3', S3_BUCKET: 'b', S3_PART_SIZE: '4MiB' }), /S3_PART_SIZE="4MiB" is not a byte size from 5MiB/);
   const c = loadConfig({ STORAGE_BACKEND: 's3', S3_BUCKET: 'b' }).storage;
-  t.match(c, { backend: 's3', bucket: 'b', region: 'us-east-1', forcePathStyle: false, prefix: '', partSize: 16 * 1024 * 1024, queueSize: 4, checksums: 'when_supported' });
+  t.match(c, {
+    backend: 's3',
+    bucket: 'b',
+    region: 'us-east-1',
+    forcePathStyle: false,
+    prefix: '',
+    partSize: 16 * 1024 * 1024,
+    queueSize: 4,
+    checksums: 'when_supported',
+  });
   const compat = loadConfig({ STORAGE_BACKEND: 's3', S3_BUCKET: 'b', S3_ENDPOINT: 'http://minio:9000' }).storage;
   t.match(compat, { checksums: 'when_required' }, 'third-party endpoints default to WHEN_REQUIRED');
 });

@@ -111,10 +111,12 @@ for (const [name, make] of Object.entries(stores)) {
         ...input('33333333-3333-4333-8333-333333333333', file, 1000, digest),
         open: () =>
           verifying(
-            Readable.from((async function* () {
-              yield Buffer.alloc(500);
-              throw new Error('EIO: read error');
-            })()),
+            Readable.from(
+              (async function* () {
+                yield Buffer.alloc(500);
+                throw new Error('EIO: read error');
+              })(),
+            ),
             digest,
             1000,
           ),

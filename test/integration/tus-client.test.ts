@@ -87,9 +87,12 @@ t.test('tus-js-client: parallelUploads: 3 (concatenation of partial uploads)', a
   const { url } = await upload(data, { endpoint: `${s.url}/files`, parallelUploads: 3, chunkSize: 512 * KiB, metadata: { filename: 'video.mp4' } });
   const got = await stored(s, url);
   t.same([got.sha256, got.size, got.status.status, got.status.file_name], [sha256(data), data.length, 'completed', 'video.mp4']);
-  const partials = s.db.prepare("SELECT status FROM uploads WHERE is_part = 1").all() as { status: string }[];
+  const partials = s.db.prepare('SELECT status FROM uploads WHERE is_part = 1').all() as { status: string }[];
   t.equal(partials.length, 3, 'three partial uploads');
-  t.ok(partials.every((p) => p.status === 'completed'), 'consumed by the final upload');
+  t.ok(
+    partials.every((p) => p.status === 'completed'),
+    'consumed by the final upload',
+  );
   const files = s.db.prepare("SELECT COUNT(*) AS n FROM uploads WHERE status = 'completed' AND is_part = 0").get() as { n: number };
   t.equal(files.n, 1, 'only the final upload is published');
 });
@@ -111,9 +114,11 @@ t.test('tus-js-client: uploadDataDuringCreation (creation-with-upload)', async (
 t.test('tus-js-client: uploadLengthDeferred with a stream of unknown length', async (t) => {
   const s = await startServer(t);
   const data = randomBytes(900 * KiB);
-  const source = Readable.from((function* () {
-    for (let i = 0; i < data.length; i += 100 * KiB) yield data.subarray(i, i + 100 * KiB);
-  })());
+  const source = Readable.from(
+    (function* () {
+      for (let i = 0; i < data.length; i += 100 * KiB) yield data.subarray(i, i + 100 * KiB);
+    })(),
+  );
   const { url } = await upload(source, { endpoint: `${s.url}/files`, uploadLengthDeferred: true, chunkSize: 256 * KiB });
   const got = await stored(s, url);
   t.same([got.sha256, got.size], [sha256(data), data.length]);
@@ -124,7 +129,9 @@ t.test('tus-js-client: the checksum extension (Upload-Checksum per PATCH), and a
   const data = randomBytes(1024 * KiB);
   const chunkSize = 256 * KiB;
   const checksum = (offset: number, algorithm: string) =>
-    createHash(algorithm).update(data.subarray(offset, offset + chunkSize)).digest('base64');
+    createHash(algorithm)
+      .update(data.subarray(offset, offset + chunkSize))
+      .digest('base64');
   let sent = 0;
   const { url } = await upload(data, {
     endpoint: `${s.url}/files`,
@@ -180,7 +187,10 @@ for (const protocol of ['ietf-draft-05', 'ietf-draft-03'] as const) {
     });
     const got = await stored(s, url);
     t.same([got.sha256, got.size, got.status.status], [sha256(data), data.length, 'completed']);
-    t.ok(interop.every((v) => v === (protocol === 'ietf-draft-05' ? '6' : '5')), 'answered in the interop version asked for');
+    t.ok(
+      interop.every((v) => v === (protocol === 'ietf-draft-05' ? '6' : '5')),
+      'answered in the interop version asked for',
+    );
 
     // Interrupted and resumed, as with tus.
     let firstUrl = '';

@@ -33,5 +33,20 @@ t.test('verifying passes matching bytes and fails before the end on a mismatch',
   };
   await t.rejects(drain(verifying(Readable.from([Buffer.from('jello')]), hex, 5)), { code: 'file_checksum_mismatch' });
   await t.rejects(drain(verifying(Readable.from([Buffer.from('hell')]), hex, 5)), { code: 'file_checksum_mismatch' }, 'short');
-  await t.rejects(drain(verifying(Readable.from((async function* () { yield Buffer.from('he'); throw new Error('disk'); })()), hex, 5)), /disk/, 'source errors propagate');
+  await t.rejects(
+    drain(
+      verifying(
+        Readable.from(
+          (async function* () {
+            yield Buffer.from('he');
+            throw new Error('disk');
+          })(),
+        ),
+        hex,
+        5,
+      ),
+    ),
+    /disk/,
+    'source errors propagate',
+  );
 });

@@ -36,8 +36,18 @@ t.test('loadConfig: defaults', async (t) => {
 });
 
 t.test('loadConfig: values from the environment', async (t) => {
-  const c = loadConfig({ PORT: '9000', HOST: '0.0.0.0', DATA_DIR: '/var/lib/sluice', MAX_UPLOAD_SIZE: '5GiB', UPLOAD_TTL: '2h', PUBLIC_URL: 'https://up.example.com/' });
-  t.same([c.port, c.host, c.dataDir, c.maxUploadSize, c.uploadTtlMs, c.publicUrl], [9000, '0.0.0.0', '/var/lib/sluice', 5 * 1024 ** 3, 7_200_000, 'https://up.example.com']);
+  const c = loadConfig({
+    PORT: '9000',
+    HOST: '0.0.0.0',
+    DATA_DIR: '/var/lib/sluice',
+    MAX_UPLOAD_SIZE: '5GiB',
+    UPLOAD_TTL: '2h',
+    PUBLIC_URL: 'https://up.example.com/',
+  });
+  t.same(
+    [c.port, c.host, c.dataDir, c.maxUploadSize, c.uploadTtlMs, c.publicUrl],
+    [9000, '0.0.0.0', '/var/lib/sluice', 5 * 1024 ** 3, 7_200_000, 'https://up.example.com'],
+  );
 });
 
 t.test('loadConfig: every bad value is reported at once', async (t) => {

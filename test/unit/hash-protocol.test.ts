@@ -12,6 +12,8 @@ import { tmpDir, type TestContext } from '../helpers/server.js';
  * message against the real thread entry.
  */
 const ENTRY = new URL('../../src/service/hashing/hash-thread.ts', import.meta.url);
+/** A request without its number (the helper adds it); distributed over the union's members. */
+type Ask = HashRequest extends infer R ? (R extends HashRequest ? Omit<R, 'req'> : never) : never;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 function thread(t: TestContext) {
@@ -23,7 +25,7 @@ function thread(t: TestContext) {
   t.teardown(() => (alive ? worker.terminate() : undefined));
   return {
     post: (m: ToHashThread) => worker.postMessage(m),
-    ask: (m: Omit<HashRequest, 'req'>): Promise<FromHashThread> => {
+    ask: (m: Ask): Promise<FromHashThread> => {
       const req = next++;
       return new Promise((resolve) => {
         waiting.set(req, resolve);
@@ -44,7 +46,7 @@ async function file(t: TestContext, size: number) {
   return { p, data, zero: () => fs.writeFileSync(p, Buffer.alloc(size)) };
 }
 
-t.test('a job\'s copy of the whole-file digest is used by extend only after a confirm posted before it', async (t) => {
+t.test("a job's copy of the whole-file digest is used by extend only after a confirm posted before it", async (t) => {
   const { p, data, zero } = await file(t, 300_000);
   const th = thread(t);
   th.post({ t: 'open', job: 1, path: p, at: 0, algorithms: [], own: false, key: 'k' });
@@ -86,7 +88,11 @@ t.test('a restarted thread knows no job and no digest: ends fail, extends answer
   await first.kill();
   const second = thread(t);
   t.match(await second.ask({ t: 'end', job: 7, to: data.length }), { error: /unknown hashing job/ }, 'the body is not recorded');
-  t.same(await second.ask({ t: 'extend', key: 'k', path: p, from: 100_000, to: data.length, recorded: data.length }), { req: 2, lost: true }, 'start again at 0');
+  t.same(
+    await second.ask({ t: 'extend', key: 'k', path: p, from: 100_000, to: data.length, recorded: data.length }),
+    { req: 2, lost: true },
+    'start again at 0',
+  );
   t.same(await second.ask({ t: 'digest', key: 'k' }), { req: 3, upTo: 0 });
 });
 

@@ -80,7 +80,14 @@ t.test('whole-file digests continue across requests, start over at 0 and are los
  * whole-file digest of `key` (with the segment's own digest too when `own`), cutting once at
  * `cutAt` bytes. `record` says which ends (cut, end) are reported recorded.
  */
-async function writeThrough(w: HashWorker, file: string, at: number, data: Buffer, key: string, opts: { own?: boolean; cutAt?: number; record?: boolean } = {}) {
+async function writeThrough(
+  w: HashWorker,
+  file: string,
+  at: number,
+  data: Buffer,
+  key: string,
+  opts: { own?: boolean; cutAt?: number; record?: boolean } = {},
+) {
   const job = w.job(file, at, { key, own: opts.own ?? false });
   const fd = fs.openSync(file, 'r+');
   let cut: Promise<SegmentDigest> | undefined;
@@ -127,7 +134,7 @@ t.test('an append that continues the whole-file digest hashes each byte once and
   zero(file, mib, 2 * mib);
   t.equal(await w.extend('k', file, mib, 2 * mib), 2 * mib, 'the digest at the cut');
   t.equal(await w.extend('k', file, 2 * mib, 2 * mib + 1000, 3 * mib), 3 * mib, 'a digest past `to` is taken when the bytes up to it are recorded');
-  t.same(await w.digest('k'), { upTo: 3 * mib, sha256: hex('sha256', data) }, 'the digest was continued from the job\'s');
+  t.same(await w.digest('k'), { upTo: 3 * mib, sha256: hex('sha256', data) }, "the digest was continued from the job's");
 
   // A job that does not start where the kept digest ends leaves nothing for extend: the bytes it
   // wrote are read back.
@@ -145,13 +152,13 @@ t.test('a chunk that continues the whole-file digest answers its own SHA-256 and
   t.equal(first.end.sha256, hex('sha256', data.subarray(0, mib)));
   t.equal(await w.extend('n', file, 0, mib), mib);
   const second = await writeThrough(w, file, mib, data.subarray(mib), 'n', { own: true });
-  t.equal(second.end.sha256, hex('sha256', data.subarray(mib)), 'the chunk\'s own digest');
+  t.equal(second.end.sha256, hex('sha256', data.subarray(mib)), "the chunk's own digest");
   zero(file, mib, mib);
   t.equal(await w.extend('n', file, mib, 2 * mib), 2 * mib);
-  t.same(await w.digest('n'), { upTo: 2 * mib, sha256: hex('sha256', data) }, 'the whole-file digest came from the chunk\'s reads');
+  t.same(await w.digest('n'), { upTo: 2 * mib, sha256: hex('sha256', data) }, "the whole-file digest came from the chunk's reads");
 });
 
-t.test('the bytes a chunk\'s job had not reached at its end are hashed for the chunk, answered, then fed to the whole-file digest', async (t) => {
+t.test("the bytes a chunk's job had not reached at its end are hashed for the chunk, answered, then fed to the whole-file digest", async (t) => {
   const { file, data } = await randomFile(t, 2 * 1024 * 1024);
   const w = new HashWorker();
   t.teardown(() => w.close());
@@ -159,7 +166,7 @@ t.test('the bytes a chunk\'s job had not reached at its end are hashed for the c
   // 1.5 MiB: the main thread posts a read at 1 MiB, so the last half MiB is read only at the end.
   const size = mib + mib / 2;
   const job = await writeThrough(w, file, 0, data.subarray(0, size), 'late', { own: true });
-  t.equal(job.end.sha256, hex('sha256', data.subarray(0, size)), 'the chunk\'s own digest covers the late bytes');
+  t.equal(job.end.sha256, hex('sha256', data.subarray(0, size)), "the chunk's own digest covers the late bytes");
   // Any later answer comes after the thread fed the late bytes to the whole-file digest.
   await w.digest('late');
   zero(file, 0, size);

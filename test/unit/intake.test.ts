@@ -74,7 +74,15 @@ t.test('a stream append whose background flush fails records nothing and answers
   const { io, plan } = faultyIo();
   const { service, ledger } = await serviceFor(t, { io });
   const data = randomBytes(6 * 1024 * 1024);
-  const upload = await service.createStream('alice', { protocol: 'tus', fileName: 'f', contentType: 'x/y', metadata: {}, size: data.length, echo: null, isPart: false });
+  const upload = await service.createStream('alice', {
+    protocol: 'tus',
+    fileName: 'f',
+    contentType: 'x/y',
+    metadata: {},
+    size: data.length,
+    echo: null,
+    isPart: false,
+  });
   plan.failSyncs = 1; // the background flush after 4 MiB
   const body = bodyStream();
   const appending = service.append('alice', upload.id, { offset: 0, stream: body, declaredLength: data.length });
@@ -94,7 +102,15 @@ t.test('a flush failing after a checkpoint keeps the checkpoint and answers 503,
   const { service, ledger } = await serviceFor(t, { io });
   const mib = 1024 * 1024;
   const data = randomBytes(24 * mib);
-  const upload = await service.createStream('alice', { protocol: 'tus', fileName: 'f', contentType: 'x/y', metadata: {}, size: data.length, echo: null, isPart: false });
+  const upload = await service.createStream('alice', {
+    protocol: 'tus',
+    fileName: 'f',
+    contentType: 'x/y',
+    metadata: {},
+    size: data.length,
+    echo: null,
+    isPart: false,
+  });
   const body = bodyStream();
   const appending = service.append('alice', upload.id, { offset: 0, stream: body });
   appending.catch(() => {});
@@ -143,7 +159,7 @@ t.test('takeover fences the old writer: a stalled writer that resumes sending ne
   stalled.end();
   await t.rejects(first, { code: 'chunk_in_progress' });
   const onDisk = await fs.readFile(staging.pathOf(upload.id));
-  t.equal(sha(onDisk), sha(fresh), 'the bytes on disk are the new writer\'s');
+  t.equal(sha(onDisk), sha(fresh), "the bytes on disk are the new writer's");
   t.equal((await ledger.getChunk(upload.id, 0))?.sha256, sha(onDisk), 'the recorded SHA-256 equals the bytes on disk');
   t.equal((await service.finish('alice', upload.id)).status, 'completed');
 });

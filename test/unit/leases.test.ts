@@ -41,14 +41,25 @@ t.test('a takeover waits for the evicted writer to let go; a stuck one is fenced
   // The release wait does not keep a process alive on its own (a request's socket does).
   const alive = setInterval(() => {}, 1000);
   t.teardown(() => clearInterval(alive));
-  const stuck = await leases.acquire('k', opts(() => {}, 0));
+  const stuck = await leases.acquire(
+    'k',
+    opts(() => {}, 0),
+  );
   const started = Date.now();
-  const next = await leases.acquire('k', opts(() => {}, 0));
+  const next = await leases.acquire(
+    'k',
+    opts(() => {}, 0),
+  );
   t.ok(Date.now() - started >= 45, 'waited for the stuck writer');
   t.notOk(stuck.held, 'the stuck writer is fenced: it can neither write nor record');
   t.ok(next.held);
   let released = false;
-  const waiting = leases.acquire('k', opts(() => {}, 0)).then((l) => ((released = true), l));
+  const waiting = leases
+    .acquire(
+      'k',
+      opts(() => {}, 0),
+    )
+    .then((l) => ((released = true), l));
   await new Promise((r) => setImmediate(r));
   t.notOk(released, 'not before the holder lets go');
   next.release();
@@ -68,7 +79,14 @@ t.test('settling: only a writer whose body has ended is waited for, until it rel
   const leases = new Leases();
   t.equal(leases.settling('k'), undefined, 'no writer');
   let ended = false;
-  const writer = await leases.acquire('k', opts(() => {}, 0, () => ended));
+  const writer = await leases.acquire(
+    'k',
+    opts(
+      () => {},
+      0,
+      () => ended,
+    ),
+  );
   t.equal(leases.settling('k'), undefined, 'a live writer is not waited for');
   ended = true;
   const settling = leases.settling('k');

@@ -11,8 +11,20 @@ const LIMITS = { maxActive: 100, quota: undefined };
 const open = () => true;
 
 const upload = (over: Partial<NewUpload> = {}): NewUpload => ({
-  id: 'u1', owner: 'alice', layout: 'grid', protocol: 'native', fileName: 'f', contentType: 'application/octet-stream', metadata: { a: 'b' },
-  size: 25, chunkSize: 10, totalChunks: 3, expectedSha256: null, createdAt: 1000, expiresAt: 5000, ...over,
+  id: 'u1',
+  owner: 'alice',
+  layout: 'grid',
+  protocol: 'native',
+  fileName: 'f',
+  contentType: 'application/octet-stream',
+  metadata: { a: 'b' },
+  size: 25,
+  chunkSize: 10,
+  totalChunks: 3,
+  expectedSha256: null,
+  createdAt: 1000,
+  expiresAt: 5000,
+  ...over,
 });
 
 async function ledger(t: Parameters<typeof tmpDir>[0]) {
@@ -120,7 +132,19 @@ t.test('a composed upload completes with its parts in one transaction', async (t
   const part = (id: string) => upload({ id, layout: 'stream', protocol: 'tus', size: 5, chunkSize: 5, totalChunks: 0, isPart: true });
   await l.create(part('p1'), LIMITS);
   await l.create(part('p2'), LIMITS);
-  await l.create(upload({ id: 'c1', layout: 'stream', protocol: 'tus', size: 10, chunkSize: 10, totalChunks: 0, parts: ['p1', 'p2'], echo: { 'upload-concat': 'final;/files/p1 /files/p2' } }), LIMITS);
+  await l.create(
+    upload({
+      id: 'c1',
+      layout: 'stream',
+      protocol: 'tus',
+      size: 10,
+      chunkSize: 10,
+      totalChunks: 0,
+      parts: ['p1', 'p2'],
+      echo: { 'upload-concat': 'final;/files/p1 /files/p2' },
+    }),
+    LIMITS,
+  );
   t.same(await l.composedOf('p2'), ['c1']);
   t.same((await l.get('c1'))?.echo, { 'upload-concat': 'final;/files/p1 /files/p2' }, 'what the client sent, kept as sent');
   await l.transition('c1', 'uploading', 'finishing', 2000);
@@ -143,7 +167,10 @@ t.test('dueForExpiry and list', async (t) => {
   const { l } = await ledger(t);
   t.same(await l.dueForExpiry(4999, 10), []);
   t.same(await l.dueForExpiry(5000, 10), ['u1']);
-  t.same((await l.list('alice', 10)).map((u) => u.id), ['u1']);
+  t.same(
+    (await l.list('alice', 10)).map((u) => u.id),
+    ['u1'],
+  );
   t.same(await l.list('bob', 10), [], 'other owners see nothing');
 });
 
@@ -155,7 +182,10 @@ t.test('appends to uploads without a length count against the quota inside the t
   t.equal(await l.reserved('alice'), 25, 'no bytes yet, nothing reserved');
   // Both asked for in one turn, so both were admitted by the request's own check: the ledger lets
   // only one past the quota of 100.
-  const [a, b] = await Promise.all([l.recordExtent('d1', { offset: 0, length: 50 }, 2000, 100, open), l.recordExtent('d2', { offset: 0, length: 50 }, 2000, 100, open)]);
+  const [a, b] = await Promise.all([
+    l.recordExtent('d1', { offset: 0, length: 50 }, 2000, 100, open),
+    l.recordExtent('d2', { offset: 0, length: 50 }, 2000, 100, open),
+  ]);
   t.same([a.kind, b.kind, b.kind === 'over_quota' && b.reserved], ['recorded', 'over_quota', 75]);
   t.equal((await l.get('d2'))?.bytesReceived, 0, 'the refused bytes are not counted');
   t.equal(await l.reserved('alice'), 75);

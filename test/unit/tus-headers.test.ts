@@ -24,7 +24,11 @@ t.test('Upload-Checksum', async (t) => {
 
 t.test('Upload-Concat and partial URLs', async (t) => {
   t.same(parseConcat({ 'upload-concat': 'partial' }), { kind: 'partial' });
-  t.same(parseConcat({ 'upload-concat': 'final;/files/a http://h/files/b' }), { kind: 'final', urls: ['/files/a', 'http://h/files/b'], raw: 'final;/files/a http://h/files/b' });
+  t.same(parseConcat({ 'upload-concat': 'final;/files/a http://h/files/b' }), {
+    kind: 'final',
+    urls: ['/files/a', 'http://h/files/b'],
+    raw: 'final;/files/a http://h/files/b',
+  });
   t.throws(() => parseConcat({ 'upload-concat': 'final;' }), { code: 'invalid_request' });
   const id = '0f8fad5b-d9cb-469f-a165-70867728950e';
   t.equal(idFromUrl(`/files/${id}`, '/files'), id);

@@ -36,7 +36,10 @@ export const chunkRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }> 
 
   app.put(
     '/v1/uploads/:id/chunks/:index',
-    { config: { signedUrl: true }, schema: { tags: ['chunks'], summary: 'Upload one chunk by index', params: ChunkParams, response: { 200: ChunkReceipt, ...problems } } },
+    {
+      config: { signedUrl: true },
+      schema: { tags: ['chunks'], summary: 'Upload one chunk by index', params: ChunkParams, response: { 200: ChunkReceipt, ...problems } },
+    },
     async (request) => present(await receive(request, request.params.id, { index: Number(request.params.index) })),
   );
 

@@ -14,9 +14,7 @@ export const CreateUploadBody = Type.Object(
     sha256: Type.Optional(Sha256Hex),
     chunk_size: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
     content_type: Type.Optional(Type.String({ maxLength: 255, pattern: '^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\\s*;.*)?$' })),
-    metadata: Type.Optional(
-      Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 4096 }), { maxProperties: 64 }),
-    ),
+    metadata: Type.Optional(Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 4096 }), { maxProperties: 64 })),
   },
   { additionalProperties: false },
 );
@@ -40,7 +38,9 @@ export const ListQuery = Type.Object(
 
 export const StatusQuery = Type.Object(
   {
-    missing_after: Type.Optional(Type.String({ pattern: '^(0|[1-9][0-9]{0,8})$', description: 'List missing chunks after this index (the previous page\'s missing_chunks_next)' })),
+    missing_after: Type.Optional(
+      Type.String({ pattern: '^(0|[1-9][0-9]{0,8})$', description: "List missing chunks after this index (the previous page's missing_chunks_next)" }),
+    ),
     missing_limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]{0,3}|10000)$', description: '1 to 10000 missing chunk indexes per page, default 1000' })),
     // A signed upload URL carries its capability in the query string.
     expires: Type.Optional(Type.String({ maxLength: 20 })),

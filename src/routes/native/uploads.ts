@@ -67,7 +67,10 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
       });
       request.log = request.log.child({ uploadId: upload.id });
       const url = absoluteUrl(request, urls, `/v1/uploads/${upload.id}`);
-      return reply.code(201).header('location', url).send({ ...presentUpload(upload), ...signedUrls(request, upload.id) });
+      return reply
+        .code(201)
+        .header('location', url)
+        .send({ ...presentUpload(upload), ...signedUrls(request, upload.id) });
     },
   );
 

@@ -100,7 +100,10 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
     if (request.method === 'OPTIONS') return; // "the Server MUST ignore the header"
     const version = request.headers[TUS_RESUMABLE];
     if (version !== TUS_VERSION) {
-      throw new SluiceError('tus_version_unsupported', version === undefined ? 'Tus-Resumable is required' : `Tus-Resumable ${String(version)} is not supported`);
+      throw new SluiceError(
+        'tus_version_unsupported',
+        version === undefined ? 'Tus-Resumable is required' : `Tus-Resumable ${String(version)} is not supported`,
+      );
     }
   });
 

@@ -123,8 +123,8 @@ function confirm(m: Extract<ToHashThread, { t: 'confirm' }>): void {
   const left = awaiting.get(m.job);
   const snap = left?.snaps.get(m.end);
   if (!left || !snap) return;
-  let mine = confirmed.get(left.key);
-  if (!mine) confirmed.set(left.key, (mine = new Map()));
+  const mine = confirmed.get(left.key) ?? new Map<number, Hash>();
+  confirmed.set(left.key, mine);
   mine.set(m.end, snap);
   for (const end of left.snaps.keys()) if (end <= m.end) left.snaps.delete(end);
 }

@@ -79,8 +79,8 @@ export class RunningDigests {
   }
 
   private entry(id: string): Entry {
-    let e = this.entries.get(id);
-    if (!e) this.entries.set(id, (e = { upTo: 0, job: null, again: false }));
+    const e = this.entries.get(id) ?? { upTo: 0, job: null, again: false };
+    this.entries.set(id, e);
     return e;
   }
 

@@ -115,7 +115,9 @@ export async function writeBody(handle: StagingHandle | null, stream: Readable, 
         segmentStart = bytes;
       } else if (handle && flushing === null && unflushed >= BACKGROUND_FLUSH_BYTES) {
         unflushed = 0;
-        flushing = handle.flush().then(() => void (flushing = null), failed);
+        flushing = handle.flush().then(() => {
+          flushing = null;
+        }, failed);
       }
       if (overflow) break;
     }
@@ -129,7 +131,10 @@ export async function writeBody(handle: StagingHandle | null, stream: Readable, 
     flushing,
     handle?.flush().then(
       () => true,
-      (err: unknown) => (failed(err), false),
+      (err: unknown) => {
+        failed(err);
+        return false;
+      },
     ),
     hasher.end(opts.offset + bytes),
   ]);

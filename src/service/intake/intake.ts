@@ -161,7 +161,12 @@ export class Body {
 }
 
 function poisoned(): SluiceError {
-  return new SluiceError('staging_failed', 'writing to the staging disk failed while this request was written; nothing of it was recorded, send it again', {}, { headers: { 'retry-after': '5' } });
+  return new SluiceError(
+    'staging_failed',
+    'writing to the staging disk failed while this request was written; nothing of it was recorded, send it again',
+    {},
+    { headers: { 'retry-after': '5' } },
+  );
 }
 
 /**
@@ -177,7 +182,12 @@ export function ioError(err: unknown): unknown {
     return new SluiceError('overloaded', 'the server has too many open files; retry shortly', {}, { cause: err, headers: { 'retry-after': '5' } });
   }
   if (code === 'EIO' || code === 'EROFS' || code === 'EBADF') {
-    return new SluiceError('staging_failed', 'writing to the staging disk failed; nothing of this request was recorded, send it again', {}, { cause: err, headers: { 'retry-after': '5' } });
+    return new SluiceError(
+      'staging_failed',
+      'writing to the staging disk failed; nothing of this request was recorded, send it again',
+      {},
+      { cause: err, headers: { 'retry-after': '5' } },
+    );
   }
   return err;
 }

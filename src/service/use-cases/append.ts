@@ -18,7 +18,8 @@ const CHECKPOINT_BYTES = 16 * 1024 * 1024;
  */
 export async function append(c: Context, owner: string, id: string, req: AppendRequest): Promise<Upload> {
   let upload = await status(c, owner, id);
-  if (upload.layout !== 'stream') throw new SluiceError('upload_not_writable', `upload ${id} takes chunks, not appended bytes`, { upload_status: upload.status });
+  if (upload.layout !== 'stream')
+    throw new SluiceError('upload_not_writable', `upload ${id} takes chunks, not appended bytes`, { upload_status: upload.status });
   if (upload.parts) throw new SluiceError('concat_final_immutable', 'a composed upload is made of its parts and takes no bytes itself');
   if (upload.status !== 'uploading') {
     if (upload.status === 'completed' && req.offset !== upload.size) {
@@ -47,7 +48,9 @@ export async function append(c: Context, owner: string, id: string, req: AppendR
       upload = (await c.ledger.get(id)) as Upload;
       if (upload.status !== 'uploading') throw notWritable(upload);
       if (req.offset !== upload.bytesReceived) {
-        throw new SluiceError('offset_mismatch', `the bytes start at offset ${req.offset}, the upload is at ${upload.bytesReceived}`, { offset: upload.bytesReceived });
+        throw new SluiceError('offset_mismatch', `the bytes start at offset ${req.offset}, the upload is at ${upload.bytesReceived}`, {
+          offset: upload.bytesReceived,
+        });
       }
       ({ limit, tooMuch } = await room(c, upload, req.offset));
       if (req.declaredLength !== undefined && req.declaredLength > limit) throw tooMuch(`the body (${req.declaredLength} bytes)`);
@@ -59,7 +62,14 @@ export async function append(c: Context, owner: string, id: string, req: AppendR
       req.stream,
       limit,
       // A checksummed body is all or nothing; any other long body is made durable as it goes.
-      req.checksum ? undefined : { every: CHECKPOINT_BYTES, record: async (segment) => void (upload = await record(c, intake, upload, segment, started)) },
+      req.checksum
+        ? undefined
+        : {
+            every: CHECKPOINT_BYTES,
+            record: async (segment) => {
+              upload = await record(c, intake, upload, segment, started);
+            },
+          },
     );
     if (req.checksum) {
       if (written.error !== undefined) throw intake.failure(written.error);
@@ -80,7 +90,9 @@ export async function append(c: Context, owner: string, id: string, req: AppendR
   if (req.complete) {
     if (upload.lengthDeferred) upload = await fixLength(c, upload, upload.bytesReceived);
     else if (upload.bytesReceived !== upload.size) {
-      throw new SluiceError('invalid_request', `the upload was declared complete at ${upload.bytesReceived} of ${upload.size} bytes`, { offset: upload.bytesReceived });
+      throw new SluiceError('invalid_request', `the upload was declared complete at ${upload.bytesReceived} of ${upload.size} bytes`, {
+        offset: upload.bytesReceived,
+      });
     }
   }
   if (!(await hasAllBytes(c, upload))) return upload;
@@ -124,7 +136,8 @@ export async function fixLength(c: Context, upload: Upload, length: number): Pro
     return upload;
   }
   checkNew(c, upload.fileName, length);
-  if (length < upload.bytesReceived) throw new SluiceError('invalid_request', `the length ${length} is less than the ${upload.bytesReceived} bytes already received`);
+  if (length < upload.bytesReceived)
+    throw new SluiceError('invalid_request', `the length ${length} is less than the ${upload.bytesReceived} bytes already received`);
   const result = await c.ledger.setLength(upload.id, length, c.now(), c.config.userQuota);
   if (result.kind === 'over_quota') throw quotaExceeded(c, result.reserved, `a length of ${length}`);
   if (result.kind === 'set') await c.staging.resize(upload.id, length);

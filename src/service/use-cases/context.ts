@@ -61,6 +61,7 @@ export async function hasAllBytes(c: Context, upload: Upload): Promise<boolean> 
 
 // C0 and C1 controls, DEL, line/paragraph separators, bidi embeddings, overrides and isolates,
 // zero-width characters and the BOM, and path separators.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
 const UNSAFE_NAME_CHARS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff/\\]/;
 
 /** Rules every new upload follows, whatever its layout. */

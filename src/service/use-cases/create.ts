@@ -126,7 +126,10 @@ async function insert(c: Context, u: NewUpload): Promise<Upload> {
       c.emit({ type: 'created', protocol: result.upload.protocol });
       return result.upload;
     case 'no_space':
-      throw new SluiceError('insufficient_storage', `${u.size} bytes do not fit: ${result.free} free, ${result.outstanding} promised to unfinished uploads, ${disk.margin} kept in reserve`);
+      throw new SluiceError(
+        'insufficient_storage',
+        `${u.size} bytes do not fit: ${result.free} free, ${result.outstanding} promised to unfinished uploads, ${disk.margin} kept in reserve`,
+      );
     case 'too_many':
       throw new SluiceError('too_many_uploads', `${result.active} unfinished uploads: finish or abort some first`, {
         max_active_uploads: c.config.maxActiveUploadsPerUser,

@@ -46,9 +46,13 @@ export async function receiveChunk(c: Context, owner: string, id: string, addres
     const written = await intake.receive(body.stream, span.length);
     if (written.error !== undefined) throw intake.failure(written.error);
     if (written.overflow || written.bytes !== span.length) {
-      throw new SluiceError('chunk_length_mismatch', `chunk ${span.index} is ${span.length} bytes, the body ${written.overflow ? 'is longer' : `had ${written.bytes}`}`, {
-        expected_length: span.length,
-      });
+      throw new SluiceError(
+        'chunk_length_mismatch',
+        `chunk ${span.index} is ${span.length} bytes, the body ${written.overflow ? 'is longer' : `had ${written.bytes}`}`,
+        {
+          expected_length: span.length,
+        },
+      );
     }
     const sha256 = written.sha256 as string;
     if (body.sha256 !== undefined && body.sha256 !== sha256) {
