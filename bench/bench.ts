@@ -516,7 +516,10 @@ function targetsMet(results: Result[]): string[] {
   const lines = checks.map(([name, value, goal]) => `- ${value !== undefined && value >= goal ? 'met' : 'NOT met'}: ${name} (${value?.toFixed(2) ?? '?'}x)`);
   if (BEFORE) {
     // A change must not cost the hot paths more than 5 % (issue 23): this build against the one before.
-    for (const [key, unit] of [['single', 'MB/s'], ['small', 'req/s']] as const) {
+    for (const [key, unit] of [
+      ['single', 'MB/s'],
+      ['small', 'req/s'],
+    ] as const) {
       checks.push([`${key} within 5 % of the build before (${BEFORE})`, ratio(s(key, 'sluice', unit), s(key, 'sluice-before', unit)), 0.95]);
     }
   }
