@@ -22,15 +22,18 @@ export const nodeIo: StagingIo = {
  * One open staging file, shared by every request writing the same upload.
  *
  * Linux reports a failed writeback once per open file description: the first fsync or fdatasync
- * after it fails, and every later one on the same descriptor succeeds although the pages were
- * never written. So, with several writers on one descriptor, "my fdatasync returned 0" does not
- * mean "my bytes are on disk". Two rules make it mean that again:
- * - flushes are serialized: at most one fdatasync runs on the handle, and a flush that started
- *   after a writer's last write covers that writer, so an error is always seen by the flush that
- *   every writer waiting at that moment shares;
+ * that checks after it fails, and every later one on the same descriptor succeeds although the
+ * pages were never written. With several writers on one descriptor, "my fdatasync returned 0"
+ * therefore does not mean "my bytes are on disk": a flush running at the same time may have taken
+ * the error. Two rules make it mean that again:
+ * - a flush is settled for its caller only once every flush that was running when it ended has
+ *   settled too (one that started later checks later and cannot take its error); flushes still
+ *   overlap on the disk, where concurrent ones share a journal commit;
  * - a write or flush error poisons the handle: `failures` counts them, and a writer that saw the
- *   count change since its body began must not record anything (`Intake` checks it). A poisoned
- *   handle is not given to new writers; it closes once its last user lets go.
+ *   count change since its body began must not record anything (`Intake` checks it after its
+ *   flush, and again inside the ledger transaction). A poisoned handle is not given to new
+ *   writers; it closes once its last user lets go.
+ * A flush that started after a writer's last write covers it, and is shared instead of repeated.
  */
 export class StagingHandle {
   /** Write or flush errors seen on this descriptor so far; any increase poisons its writers. */
@@ -40,8 +43,9 @@ export class StagingHandle {
   removed = false;
   /** Writes made so far, so a flush knows which writes it covers. */
   private writes = 0;
-  private running: { covers: number; done: Promise<void> } | null = null;
-  private queued: Promise<void> | null = null;
+  /** Flushes in flight, with the writes each covers. */
+  private readonly running = new Set<{ covers: number; done: Promise<void> }>();
+  private latest: { covers: number; settled: Promise<void> } | null = null;
 
   constructor(
     readonly fh: FileHandle,
@@ -64,40 +68,38 @@ export class StagingHandle {
     }
   }
 
-  /** Makes every write made so far durable; rejects (and poisons the handle) on an error. */
+  /**
+   * Makes every write made so far durable: rejects when this flush failed (and poisons the
+   * handle); resolves once it succeeded and the flushes that overlapped it have settled. Whether
+   * one of those failed is `failures` (the caller compares it with what it saw when it began).
+   */
   flush(): Promise<void> {
-    const mine = this.writes;
-    if (this.running && this.running.covers >= mine) return this.running.done;
-    // A queued flush starts after the running one, so it covers every write made before it starts.
-    if (this.queued) return this.queued;
-    if (!this.running) return this.start();
-    const queued = this.running.done.then(
-      () => this.start(),
-      () => this.start(),
+    // Nothing written since the last flush started: it covers every write so far.
+    if (this.latest && this.latest.covers >= this.writes) return this.latest.settled;
+    // The failure is counted before anyone waiting on this flush hears of it.
+    const done = this.io.datasync(this.fh).catch((err: unknown) => {
+      this.failures++;
+      throw err;
+    });
+    const entry = { covers: this.writes, done };
+    this.running.add(entry);
+    const settled = done.then(
+      async () => {
+        this.running.delete(entry);
+        // Those still running when this one ended may have taken its error.
+        await Promise.allSettled([...this.running].map((f) => f.done));
+      },
+      (err: unknown) => {
+        this.running.delete(entry);
+        throw err;
+      },
     );
-    this.queued = queued;
-    return queued;
+    settled.catch(() => {});
+    this.latest = { covers: entry.covers, settled };
+    return settled;
   }
 
   get poisoned(): boolean {
     return this.failures > 0;
-  }
-
-  private start(): Promise<void> {
-    this.queued = null;
-    const covers = this.writes;
-    const done = this.io.datasync(this.fh).then(
-      () => {
-        if (this.running?.done === done) this.running = null;
-      },
-      (err: unknown) => {
-        this.failures++;
-        if (this.running?.done === done) this.running = null;
-        throw err;
-      },
-    );
-    this.running = { covers, done };
-    done.catch(() => {});
-    return done;
   }
 }

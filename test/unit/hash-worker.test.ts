@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import FakeTimers from '@sinonjs/fake-timers';
 import t from 'tap';
 import { HashWorker, inlineHasher, type SegmentDigest } from '../../src/service/hashing/hash-worker.js';
 import { tmpDir } from '../helpers/server.js';
@@ -195,20 +196,27 @@ t.test('bytes a job hashed are taken only once they are reported recorded', asyn
   t.same(await w.digest('v'), { upTo: a.length, sha256: hex('sha256', Buffer.alloc(a.length)) }, 'what the job left went with forget');
 });
 
-t.test('a thread holding digests outlasts a short pause; once they are forgotten it stops after the short idle time', async (t) => {
+t.test('a thread holding digests outlasts a pause of half an hour; once they are forgotten it stops after 10 s idle', async (t) => {
   const { file, data } = await randomFile(t, 2_000_000);
-  const w = new HashWorker(50, 60_000);
+  // The real idle times (10 s without digests, 1 h with), on a test clock.
+  const clock = FakeTimers.install({ now: Date.now(), toFake: ['Date', 'setTimeout', 'clearTimeout'] });
+  t.teardown(() => clock.uninstall());
+  const w = new HashWorker();
   t.teardown(() => w.close());
-  const pause = () => new Promise((r) => setTimeout(r, 500));
+  let long = false;
+  const pause = async () => {
+    await clock.tickAsync(long ? 30 * 60_000 : 11_000);
+  };
 
   // Nothing held: the short idle time applies.
   t.equal((await w.job(file, 0, { own: true }).end(10)).sha256, hex('sha256', data.subarray(0, 10)));
   await pause();
   t.equal(w.running, false, 'an idle thread without digests stops');
 
-  // A digest held: a pause ten times the short idle time keeps the thread and the digest.
+  // A digest held: half an hour keeps the thread and the digest.
   t.equal(await w.extend('a', file, 0, 1_000_000), 1_000_000);
   t.equal(await w.extend('b', file, 0, 500_000), 500_000);
+  long = true;
   await pause();
   t.equal(w.running, true, 'the thread is still up');
   t.equal(await w.extend('a', file, 1_000_000, 2_000_000), 2_000_000, 'the digest continues where it was');
@@ -220,6 +228,7 @@ t.test('a thread holding digests outlasts a short pause; once they are forgotten
   t.equal(w.running, true, 'still holding b');
   t.same(await w.digest('b'), { upTo: 500_000, sha256: hex('sha256', data.subarray(0, 500_000)) });
   w.forget('b');
+  long = false;
   await pause();
   t.equal(w.running, false, 'nothing held any more: the thread stopped');
   t.same(await w.digest('b'), { upTo: 0 });

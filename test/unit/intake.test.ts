@@ -6,6 +6,7 @@ import { bodyStream, deferred, faultyIo, feed, serviceFor } from '../helpers/ser
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const CHUNK = 256 * 1024; // above the inline-hashing limit: the hashing thread reads it back
+const streamInput = (size: number) => ({ protocol: 'tus' as const, fileName: 'f', contentType: 'x/y', metadata: {}, size, echo: null, isPart: false });
 
 t.test('one of two concurrent writers fails its flush: neither records, both answer a retryable 503, a retry lands', async (t) => {
   const { io, plan } = faultyIo();
@@ -42,31 +43,39 @@ t.test('one of two concurrent writers fails its flush: neither records, both ans
   await t.rejects(fs.access(staging.pathOf(upload.id)), 'the staging file went with the publish');
 });
 
-t.test('flushes on one descriptor never overlap; one that started after a write covers it', async (t) => {
+t.test('flushes on one descriptor overlap, but one settles for its caller only with those that overlapped it', async (t) => {
   const { io, plan } = faultyIo();
   const { staging } = await serviceFor(t, { io });
   await staging.create('x', 3);
   const lease = await staging.openForWrite('x');
   t.teardown(() => lease.release());
   const h = lease.handle;
-  const hung = deferred();
-  plan.hold = hung.promise;
+  const gates = [deferred(), deferred()];
+  let n = 0;
+  const base = io.datasync;
+  io.datasync = async (fh) => {
+    const gate = gates[n++];
+    if (gate) await gate.promise;
+    return base(fh);
+  };
   h.write(Buffer.from('a'), 0);
   const first = h.flush();
   t.equal(h.flush(), first, 'nothing written since it started: the running flush covers it');
   h.write(Buffer.from('b'), 1);
   const second = h.flush();
-  t.not(second, first, 'a write after the running flush started needs another');
-  t.equal(h.flush(), second, 'which every later caller shares until it starts');
+  t.not(second, first, 'a write after it started needs another, which starts at once');
   await new Promise((r) => setTimeout(r, 20));
-  t.equal(plan.syncs, 1, 'the second waits for the first');
-  plan.hold = null;
+  t.equal(n, 2, 'both are on the disk together');
+  let firstSettled = false;
+  void first.then(() => (firstSettled = true));
+  (gates[0] as { resolve: () => void }).resolve(); // the earlier one's fdatasync returns 0 ...
+  await new Promise((r) => setTimeout(r, 20));
+  t.notOk(firstSettled, '... but it is not settled while a flush that overlapped it runs: that one may take its error');
   plan.failSyncs = 1;
-  hung.resolve();
-  await t.rejects(first, { code: 'EIO' });
-  await second;
-  t.equal(plan.syncs, 2);
-  t.equal(h.failures, 1, 'the failure poisoned the handle');
+  (gates[1] as { resolve: () => void }).resolve();
+  await t.rejects(second, { code: 'EIO' });
+  await first;
+  t.equal(h.failures, 1, 'when it settles the handle is already poisoned, so its caller records nothing');
   t.ok(h.poisoned);
 });
 
@@ -74,15 +83,7 @@ t.test('a stream append whose background flush fails records nothing and answers
   const { io, plan } = faultyIo();
   const { service, ledger } = await serviceFor(t, { io });
   const data = randomBytes(6 * 1024 * 1024);
-  const upload = await service.createStream('alice', {
-    protocol: 'tus',
-    fileName: 'f',
-    contentType: 'x/y',
-    metadata: {},
-    size: data.length,
-    echo: null,
-    isPart: false,
-  });
+  const upload = await service.createStream('alice', streamInput(data.length));
   plan.failSyncs = 1; // the background flush after 4 MiB
   const body = bodyStream();
   const appending = service.append('alice', upload.id, { offset: 0, stream: body, declaredLength: data.length });
@@ -102,15 +103,7 @@ t.test('a flush failing after a checkpoint keeps the checkpoint and answers 503,
   const { service, ledger } = await serviceFor(t, { io });
   const mib = 1024 * 1024;
   const data = randomBytes(24 * mib);
-  const upload = await service.createStream('alice', {
-    protocol: 'tus',
-    fileName: 'f',
-    contentType: 'x/y',
-    metadata: {},
-    size: data.length,
-    echo: null,
-    isPart: false,
-  });
+  const upload = await service.createStream('alice', streamInput(data.length));
   const body = bodyStream();
   const appending = service.append('alice', upload.id, { offset: 0, stream: body });
   appending.catch(() => {});

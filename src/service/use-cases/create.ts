@@ -44,21 +44,7 @@ export async function createGrid(c: Context, owner: string, input: CreateUploadI
  */
 export async function createStream(c: Context, owner: string, input: StreamUploadInput): Promise<Upload> {
   checkNew(c, input.fileName, input.size);
-  return open(c, {
-    ...fresh(c, owner),
-    layout: 'stream',
-    protocol: input.protocol,
-    fileName: input.fileName,
-    contentType: input.contentType,
-    metadata: input.metadata,
-    size: input.size ?? 0,
-    chunkSize: Math.max(input.size ?? 1, 1),
-    totalChunks: 0,
-    expectedSha256: null,
-    lengthDeferred: input.size === undefined,
-    echo: input.echo,
-    isPart: input.isPart,
-  });
+  return open(c, { ...stream(c, owner, input, input.size ?? 0), lengthDeferred: input.size === undefined, isPart: input.isPart });
 }
 
 /**
@@ -79,22 +65,27 @@ export async function createComposed(c: Context, owner: string, partIds: string[
     size += part.size;
   }
   checkNew(c, input.fileName, size);
-  const upload = await insert(c, {
+  const upload = await insert(c, { ...stream(c, owner, input, size), parts: partIds });
+  // Its parts may all be complete already (or become so later: see append).
+  return publishIfComplete(c, upload.id);
+}
+
+/** A stream upload's row: no grid (one "chunk" as long as the file), no declared digest. */
+function stream(c: Context, owner: string, input: ComposeInput, size: number): NewUpload {
+  const { protocol, fileName, contentType, metadata, echo } = input;
+  return {
     ...fresh(c, owner),
     layout: 'stream',
-    protocol: input.protocol,
-    fileName: input.fileName,
-    contentType: input.contentType,
-    metadata: input.metadata,
+    protocol,
+    fileName,
+    contentType,
+    metadata,
+    echo,
     size,
     chunkSize: Math.max(size, 1),
     totalChunks: 0,
     expectedSha256: null,
-    echo: input.echo,
-    parts: partIds,
-  });
-  // Its parts may all be complete already (or become so later: see append).
-  return publishIfComplete(c, upload.id);
+  };
 }
 
 function fresh(c: Context, owner: string) {
