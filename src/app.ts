@@ -1,9 +1,9 @@
 import cors from '@fastify/cors';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Config } from './config.js';
 import { openCore, type Core, type CoreOverrides } from './core.js';
-import { logRequestError, registerErrorHandler, sendProblem, toSluiceError } from './http/error-handler.js';
+import { frameworkErrorRenderer, registerErrorHandler, type ErrorFamily } from './http/error-handler.js';
 import { ANONYMOUS, registerIdentity } from './http/identity.js';
 import { Authenticator } from './http/authenticator.js';
 import { UrlSigner } from './http/signed-url.js';
@@ -15,10 +15,11 @@ import { healthRoutes } from './routes/health.js';
 import { chunkRoutes } from './routes/native/chunks.js';
 import { contentRoutes } from './routes/native/content.js';
 import { uploadRoutes } from './routes/native/uploads.js';
-import { tusRoutes } from './routes/tus/tus-routes.js';
+import { sendTusError, tusRoutes } from './routes/tus/tus-routes.js';
 import { webRoutes } from './routes/web.js';
-import { serverFactory } from './http/server-factory.js';
+import { answerClientError, serverFactory } from './http/server-factory.js';
 import { docs } from './http/docs.js';
+import { MemoryPressure } from './http/memory-pressure.js';
 import { Metrics, metricsRoutes } from './http/metrics.js';
 
 export interface AppOverrides extends CoreOverrides {
@@ -82,6 +83,12 @@ const CORS_EXPOSED_HEADERS = [
 
 /** Builds the whole server from a validated config; nothing here reads the environment. */
 export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<Sluice> {
+  // tus and IETF requests get the protocol's plain-text errors, wherever the error is raised.
+  const underTus = (url: string) => {
+    const path = url.split('?')[0] as string;
+    return path === config.tusPath || path.startsWith(`${config.tusPath}/`);
+  };
+  const tusFamily: ErrorFamily = { matches: (request) => underTus(request.url), render: sendTusError };
   const app = Fastify({
     logger: overrides.logger ?? { level: config.logLevel },
     // Timeouts (idle sockets closed, bodies unbounded in time) are set on the server it creates.
@@ -91,10 +98,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     // Strict JSON: unknown fields are refused (not silently dropped) and types are not coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
     // Errors raised while routing (a URL too long, a malformed URL) get the same problem documents.
-    frameworkErrors: (err, request, reply) => {
-      const problem = toSluiceError(err);
-      if (logRequestError(request, reply, err, problem)) void sendProblem(request, reply, problem);
-    },
+    frameworkErrors: frameworkErrorRenderer(tusFamily),
+    clientErrorHandler: answerClientError,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : crypto.randomUUID();
@@ -107,17 +112,44 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   const report = await service.reconcile();
   if (Object.values(report).some((n) => n > 0)) app.log.warn({ ...report, event: 'reconciled' }, 'start-up reconciliation changed state');
 
-  registerErrorHandler(app);
+  // RFC 9112 section 9.3.2: pipelined requests are answered in order, and a request that follows a
+  // non-safe one on the same connection must see its effects. Node parses a pipelined request as
+  // soon as the one before has its body, while that one may still be flushing and recording; so a
+  // request waits until the response before it on its connection is done.
+  const previous = new WeakMap<object, Promise<void>>();
+  app.addHook('onRequest', async (request, reply) => {
+    const socket = request.raw.socket;
+    const before = previous.get(socket);
+    // 'finish' when the response is sent; 'close' when the connection went first.
+    previous.set(
+      socket,
+      new Promise<void>((resolve) => {
+        reply.raw.once('finish', () => resolve());
+        reply.raw.once('close', () => resolve());
+      }),
+    );
+    if (before) await before;
+  });
+  registerErrorHandler(app, tusFamily);
+  app.decorate('onClientAborted', () => metrics.clientAborted());
   const authenticator = new Authenticator(config.auth);
   const signer = new UrlSigner(await loadSigningKey(config.dataDir, config.auth.signingSecret));
   registerIdentity(app, { authenticator, signer, ledger, now: overrides.now ?? Date.now });
-  // Overload: answer 503 + Retry-After instead of falling over (event-loop delay, memory).
+  // Overload: answer 503 + Retry-After instead of falling over (event-loop delay, memory). The
+  // operational routes (health, metrics) are never shed: they report the overload instead.
+  const overloaded = (what: string) =>
+    new SluiceError('overloaded', `the server is overloaded (${what}); retry in a few seconds`, {}, { headers: { 'retry-after': '10' } });
   await app.register(underPressure, {
     maxEventLoopDelay: config.overload.maxEventLoopDelayMs,
-    maxRssBytes: config.overload.maxRssBytes,
-    pressureHandler: async (_request: unknown, _reply: unknown, type: string) => {
-      throw new SluiceError('overloaded', `the server is overloaded (${type}); retry in a few seconds`, {}, { headers: { 'retry-after': '10' } });
+    pressureHandler: async (request: FastifyRequest, _reply: unknown, type: string) => {
+      if (request.routeOptions.config.public === true) return;
+      throw overloaded(type);
     },
+  });
+  const memory = new MemoryPressure(config.overload.maxRssBytes);
+  memory.start();
+  app.addHook('onRequest', async (request) => {
+    if (memory.shedding && request.routeOptions.config.public !== true) throw overloaded('memory');
   });
   if (config.rateLimit.max > 0) {
     await app.register(rateLimit, {
@@ -155,7 +187,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
 
   await app.register(docs, { version: config.version });
-  await app.register(healthRoutes, { ledger, dataDir: config.dataDir, store });
+  await app.register(healthRoutes, { ledger, dataDir: config.dataDir, store, memory });
   await app.register(metricsRoutes, { metrics, ledger });
   await app.register(webRoutes);
   const urls = { publicUrl: config.publicUrl, trustProxy: config.trustProxy };
@@ -189,6 +221,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   app.addHook('onClose', async () => {
     clearInterval(sweeper);
+    memory.stop();
     await core.service.close();
     await ledger.close();
   });

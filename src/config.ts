@@ -4,106 +4,9 @@ import { packageRoot } from './lib/package-root.js';
 import { inSea, seaAsset } from './lib/sea.js';
 import { formatBytes, parseBytes, parseDuration } from './lib/units.js';
 
-/**
- * Everything sluice can be configured with. Loaded and validated once, at start-up, by
- * `loadConfig(process.env)`; the rest of the code receives this object and never reads the
- * environment itself.
- */
-export interface Config {
-  /** sluice's own version (from package.json), shown in the API document. */
-  version: string;
-  port: number;
-  host: string;
-  dataDir: string;
-  logLevel: string;
-  maxUploadSize: number;
-  defaultChunkSize: number;
-  minChunkSize: number;
-  maxChunkSize: number;
-  maxChunks: number;
-  uploadTtlMs: number;
-  /** How often the sweeper looks for expired uploads. */
-  sweepIntervalMs: number;
-  /** A socket that sends nothing for this long is closed (slow-loris and dead-peer guard). */
-  idleTimeoutMs: number;
-  /** A chunk writer that has received no bytes for this long may be taken over by a new request. */
-  takeoverAfterMs: number;
-  /** How long SIGTERM waits for in-flight requests before the process exits anyway. */
-  shutdownTimeoutMs: number;
-  /** Base URL used to build absolute URLs in responses; derived from the request when unset. */
-  publicUrl: string | undefined;
-  /** Where the tus endpoint is mounted, e.g. `/files`. */
-  tusPath: string;
-  /** Origins allowed by CORS: `*` or a list. */
-  corsOrigins: '*' | string[];
-  /**
-   * Whether X-Forwarded-Proto/Host and Forwarded are believed (for Location URLs and client
-   * addresses): false, true, or the proxies' addresses/CIDRs.
-   */
-  trustProxy: boolean | string[];
-  auth: AuthConfig;
-  /** Requests per RATE_LIMIT_WINDOW per user (per address when anonymous); 0 turns it off. */
-  rateLimit: { max: number; windowMs: number };
-  maxActiveUploadsPerUser: number;
-  /** Bytes one user may have in unfinished uploads at once; undefined for no limit. */
-  userQuota: number | undefined;
-  /** MIME patterns (`image/*`, `application/pdf`) a finished file must match; undefined for any. */
-  allowedTypes: string[] | undefined;
-  /** Largest request head in bytes; larger ones get 431. */
-  maxHeaderSize: number;
-  /** Time a client has to send the request head (slow-loris guard). */
-  headersTimeoutMs: number;
-  /**
-   * Free space kept on DATA_DIR beyond all reservations: a byte count, or a share of the
-   * filesystem (`percent`), of which the smaller applies when both are given.
-   */
-  diskReserve: { bytes: number | undefined; percent: number | undefined };
-  /** Overload protection: answer 503 + Retry-After beyond these (0 turns a check off). */
-  overload: { maxEventLoopDelayMs: number; maxRssBytes: number };
-  /**
-   * How V8 trades memory for speed (src/lib/memory-profile.ts): `small` compiles less and keeps
-   * smaller heaps, `fast` is Node's default.
-   */
-  memoryProfile: MemoryProfile;
-  /** Received body bytes between young-generation collections that free socket buffers; 0 leaves it to V8. */
-  gcEveryBytes: number;
-  storage: StorageConfig;
-}
+import type { AuthConfig, Config, MemoryProfile, StorageConfig } from './config-types.js';
 
-export type MemoryProfile = 'small' | 'fast';
-
-export interface AuthConfig {
-  /** Static bearer tokens → user names (AUTH_TOKENS and AUTH_TOKENS_FILE). */
-  tokens: Map<string, string>;
-  jwt: { secret: string | undefined; jwksUrl: string | undefined; issuer: string | undefined; audience: string | undefined } | undefined;
-  /** HMAC key for signed upload URLs; generated and kept in DATA_DIR when unset. */
-  signingSecret: string | undefined;
-  signedUrlTtlMs: number;
-}
-
-export type StorageConfig = { backend: 'local' } | S3Config;
-
-export interface S3Config {
-  backend: 's3';
-  bucket: string;
-  region: string;
-  /** For S3-compatible services (MinIO, R2, Ceph, ...); AWS itself when unset. */
-  endpoint: string | undefined;
-  forcePathStyle: boolean;
-  /** Key prefix for every object, e.g. `uploads/`. */
-  prefix: string;
-  /** Multipart part size; grown per file so that no file needs more than 10,000 parts. */
-  partSize: number;
-  /** Parts in flight at once; memory use is about partSize x queueSize. */
-  queueSize: number;
-  /**
-   * When the SDK adds its own request checksums. `when_required` is needed by S3-compatible
-   * servers that do not understand aws-chunked uploads (they would store the framing as data).
-   */
-  checksums: 'when_supported' | 'when_required';
-  /** Lifetime of presigned download URLs. */
-  presignTtlSeconds: number;
-}
+export type * from './config-types.js';
 
 /** S3's own floor for every part but the last. */
 export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -114,6 +17,9 @@ const PACKAGE_VERSION = ((): string => {
   if (packageRoot === undefined) return 'unknown';
   return (JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string }).version;
 })();
+
+/** A boolean setting: 1/true/yes or 0/false/no. */
+const flag = (r: string) => (/^(1|true|yes)$/i.test(r) ? true : /^(0|false|no)$/i.test(r) ? false : undefined);
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -168,6 +74,19 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   const uploadTtlMs = read('UPLOAD_TTL', 24 * 3600_000, duration, 'a duration (e.g. 24h, 30m)');
   const sweepIntervalMs = read('SWEEP_INTERVAL', 60_000, duration, 'a duration (e.g. 1m)');
   const idleTimeoutMs = read('IDLE_TIMEOUT', 60_000, duration, 'a duration (e.g. 60s)');
+  // "1KiB/30s": a body must bring at least that many bytes in every such window.
+  const minBodyRate = read<{ bytes: number; windowMs: number } | undefined>(
+    'MIN_BODY_RATE',
+    { bytes: 1024, windowMs: 30_000 },
+    (r) => {
+      if (r.trim() === '0') return undefined;
+      const [b, w] = r.split('/');
+      const n = b === undefined ? undefined : bytes(b);
+      const ms = w === undefined ? undefined : duration(w);
+      return n !== undefined && ms !== undefined ? { bytes: n, windowMs: ms } : undefined;
+    },
+    'bytes per duration (e.g. 1KiB/30s) or 0',
+  );
   const takeoverAfterMs = read('CHUNK_TAKEOVER_AFTER', 15_000, duration, 'a duration (e.g. 15s)');
   const shutdownTimeoutMs = read('SHUTDOWN_TIMEOUT', 15_000, duration, 'a duration (e.g. 15s)');
   const publicUrl = read<string | undefined>(
@@ -245,6 +164,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     }
   }
   const jwtSecret = env.JWT_SECRET?.trim() || undefined;
+  // A JWT without `exp` would be valid forever: refused unless this is turned off on purpose.
+  const requireExp = read('JWT_REQUIRE_EXP', true, flag, 'true or false');
   if (jwtSecret !== undefined && jwtSecret.length < 32) problems.push('JWT_SECRET must be at least 32 characters (HS256 needs a 256-bit key)');
   const jwksUrl = read<string | undefined>('JWT_JWKS_URL', undefined, (r) => (/^https?:\/\/\S+$/.test(r) ? r : undefined), 'an http(s) URL');
   if (jwtSecret && jwksUrl) problems.push('set JWT_SECRET or JWT_JWKS_URL, not both');
@@ -254,7 +175,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     tokens,
     jwt:
       jwtSecret || jwksUrl
-        ? { secret: jwtSecret, jwksUrl, issuer: env.JWT_ISSUER?.trim() || undefined, audience: env.JWT_AUDIENCE?.trim() || undefined }
+        ? { secret: jwtSecret, jwksUrl, issuer: env.JWT_ISSUER?.trim() || undefined, audience: env.JWT_AUDIENCE?.trim() || undefined, requireExp }
         : undefined,
     signingSecret,
     signedUrlTtlMs: read('SIGNED_URL_TTL', 3600_000, duration, 'a duration (e.g. 1h)'),
@@ -264,6 +185,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     windowMs: read('RATE_LIMIT_WINDOW', 60_000, duration, 'a duration (e.g. 1m)'),
   };
   const maxActiveUploadsPerUser = read('MAX_ACTIVE_UPLOADS_PER_USER', 1000, int(1, 10_000_000), 'a whole number from 1');
+  const maxConcurrentBodies = read('MAX_CONCURRENT_BODIES', 0, int(0, 1_000_000), 'a whole number (0: from the descriptor limit)');
   const userQuota = read<number | undefined>('USER_QUOTA', undefined, bytes, 'a positive byte size (e.g. 50GiB)');
   const allowedTypes = read<string[] | undefined>(
     'ALLOWED_TYPES',
@@ -307,7 +229,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   const backend = read('STORAGE_BACKEND', 'local', (r) => (r === 'local' || r === 's3' ? r : undefined), 'a storage backend (local or s3)');
   let storage: StorageConfig = { backend: 'local' };
   if (backend === 's3') {
-    const bool = (r: string) => (/^(1|true|yes)$/i.test(r) ? true : /^(0|false|no)$/i.test(r) ? false : undefined);
+    const bool = flag;
     const bucket = env.S3_BUCKET?.trim();
     if (!bucket) problems.push('S3_BUCKET is required when STORAGE_BACKEND=s3');
     const endpoint = read<string | undefined>('S3_ENDPOINT', undefined, (r) => (/^https?:\/\/[^\s]+$/.test(r) ? r : undefined), 'an http(s) URL');
@@ -360,6 +282,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     uploadTtlMs,
     sweepIntervalMs,
     idleTimeoutMs,
+    minBodyRate,
     takeoverAfterMs,
     shutdownTimeoutMs,
     publicUrl,
@@ -369,6 +292,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     auth,
     rateLimit,
     maxActiveUploadsPerUser,
+    maxConcurrentBodies,
     userQuota,
     allowedTypes,
     maxHeaderSize,

@@ -22,6 +22,7 @@ export const ERRORS = {
   chunk_in_progress: { status: 409, title: 'This chunk is being received by another request' },
   upload_not_writable: { status: 409, title: 'The upload no longer accepts chunks' },
   chunks_missing: { status: 409, title: 'Chunks are missing' },
+  part_in_use: { status: 409, title: 'The upload is a part of a composed upload that is not finished' },
   offset_mismatch: { status: 409, title: "Upload-Offset does not match the upload's offset" },
   upload_not_completed: { status: 409, title: 'The upload is not completed' },
   upload_expired: { status: 410, title: 'The upload has expired' },
@@ -39,6 +40,8 @@ export const ERRORS = {
   too_many_uploads: { status: 429, title: 'Too many unfinished uploads for this user' },
   rate_limited: { status: 429, title: 'Too many requests; slow down' },
   internal_error: { status: 500, title: 'Internal server error' },
+  // Never sent (the client is gone); logged at info and counted, not treated as a server error.
+  client_aborted: { status: 499, title: 'The client closed the connection before the request ended' },
   overloaded: { status: 503, title: 'The server is overloaded; try again shortly' },
   insufficient_storage: { status: 507, title: 'Not enough disk space for this upload' },
   storage_unavailable: { status: 503, title: 'The storage backend is unavailable; try again later' },

@@ -35,28 +35,37 @@ export class Authenticator {
     return this.jose;
   }
 
-  async userFor(token: string): Promise<string | undefined> {
+  /** The user a bearer token stands for, or why it is refused. */
+  async userFor(token: string): Promise<{ user: string } | { refused: string }> {
     const given = digest(token);
     let user: string | undefined;
     // Compare against every token, match or not: the time taken does not depend on which matched.
     for (const entry of this.tokens) {
       if (timingSafeEqual(entry.digest, given) && user === undefined) user = entry.user;
     }
-    if (user !== undefined || this.config.jwt === undefined) return user;
+    if (user !== undefined) return { user };
+    if (this.config.jwt === undefined) return { refused: 'the bearer token is not valid' };
     const { jwtVerify } = await this.verifier();
     try {
       const options = {
         algorithms: this.jwtAlgorithms,
         ...(this.config.jwt?.issuer && { issuer: this.config.jwt.issuer }),
         ...(this.config.jwt?.audience && { audience: this.config.jwt.audience }),
+        ...(this.config.jwt?.requireExp && { requiredClaims: ['exp'] }),
       };
       // jose enforces exp and nbf (and iss/aud when given).
       const key = this.jwtKey as Uint8Array | JWTVerifyGetKey;
       const { payload } = key instanceof Uint8Array ? await jwtVerify(token, key, options) : await jwtVerify(token, key, options);
       // biome-ignore lint/suspicious/noControlCharactersInRegex: a subject with control characters is refused
-      return typeof payload.sub === 'string' && /^[^\u0000-\u001f]{1,256}$/.test(payload.sub) ? payload.sub : undefined;
-    } catch {
-      return undefined;
+      if (typeof payload.sub === 'string' && /^[^\u0000-\u001f]{1,256}$/.test(payload.sub)) return { user: payload.sub };
+      return { refused: 'the JWT has no usable "sub" claim' };
+    } catch (err) {
+      // jose names the claim it missed: a token without an expiry is told so (JWT_REQUIRE_EXP).
+      const e = err as { code?: string; claim?: string };
+      if (e.code === 'ERR_JWT_CLAIM_VALIDATION_FAILED' && e.claim === 'exp')
+        return { refused: 'the JWT has no "exp" claim; tokens must expire (JWT_REQUIRE_EXP)' };
+      if (e.code === 'ERR_JWT_EXPIRED') return { refused: 'the JWT has expired' };
+      return { refused: 'the bearer token is not valid' };
     }
   }
 }

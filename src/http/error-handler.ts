@@ -1,5 +1,19 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Told each time a client goes away mid-request (for /metrics). */
+    onClientAborted: () => void;
+  }
+}
+
+/** How the errors of one family of routes are rendered, when it is not the problem document. */
+export interface ErrorFamily {
+  matches: (request: FastifyRequest) => boolean;
+  render: (request: FastifyRequest, reply: FastifyReply, err: SluiceError) => FastifyReply;
+}
 import { ERRORS, SluiceError, isSluiceError, type ErrorCode } from '../errors.js';
+import { socketOf } from './server-factory.js';
 
 export const PROBLEM_JSON = 'application/problem+json';
 
@@ -22,10 +36,20 @@ const BY_STATUS: Record<number, ErrorCode> = {
   429: 'rate_limited',
 };
 
+/** A request whose client went away: its body stream broke off, or its socket was reset. */
+function isClientAbort(err: Partial<FastifyError>): boolean {
+  return err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.message === 'aborted';
+}
+
 /** Turns anything thrown into a SluiceError; unknown errors become a 500 that reveals nothing. */
 export function toSluiceError(err: unknown): SluiceError {
   if (isSluiceError(err)) return err;
   const fe = err as Partial<FastifyError> & { validation?: unknown };
+  if (isClientAbort(fe)) return new SluiceError('client_aborted', undefined, {}, { cause: err });
+  // Out of descriptors is a moment's overload, not a broken server.
+  if (fe.code === 'EMFILE' || fe.code === 'ENFILE') {
+    return new SluiceError('overloaded', 'the server has too many open files; retry shortly', {}, { cause: err, headers: { 'retry-after': '5' } });
+  }
   if (fe.validation) {
     return new SluiceError('invalid_request', fe.message ?? ERRORS.invalid_request.title, { errors: fe.validation });
   }
@@ -70,11 +94,23 @@ export function sendPlain(request: FastifyRequest, reply: FastifyReply, err: Slu
 }
 
 /**
+ * What a client that is still there is told about an error: a body that ended before its
+ * declared length (a half-closed connection) is its request's fault, not a vanished client.
+ */
+export function answerable(err: SluiceError): SluiceError {
+  return err.code === 'client_aborted' ? new SluiceError('invalid_request', 'the request body ended before its declared length') : err;
+}
+
+/**
  * Logs an error once, the same way for every protocol, and tells whether an answer can still be
  * sent (a client that went away gets none; a consumed body is destroyed too, so look at the socket).
  */
 export function logRequestError(request: FastifyRequest, reply: FastifyReply, raw: unknown, err: SluiceError): boolean {
-  if (err.status >= 500) {
+  if (err.code === 'client_aborted') {
+    // Not the server's failure: no stack, not at error level; what was durable is recorded.
+    request.log.info({ code: err.code, event: 'client_aborted' }, 'the client went away mid-request');
+    request.server.onClientAborted?.();
+  } else if (err.status >= 500) {
     // The log gets the cause; the client gets only the code and the generic title.
     request.log.error({ err: err.cause ?? raw, code: err.code }, 'request failed');
   } else {
@@ -101,9 +137,10 @@ const LINGER_BYTES = 16 * 1024 * 1024;
  */
 function lingerThenClose(request: FastifyRequest, reply: FastifyReply): void {
   const req = request.raw;
-  const socket = req.socket;
+  const socket = socketOf(req);
   reply.raw.once('finish', () => {
-    if (req.complete || socket.destroyed) return;
+    // (A socket already gone - a client that vanished - leaves nothing to drain.)
+    if (req.complete || !socket || socket.destroyed) return;
     let drained = 0;
     const timer = setTimeout(() => socket.destroy(), LINGER_MS);
     timer.unref();
@@ -117,13 +154,29 @@ function lingerThenClose(request: FastifyRequest, reply: FastifyReply): void {
   });
 }
 
-export function registerErrorHandler(app: FastifyInstance): void {
+/**
+ * The root error handler, for every route and hook: problem documents, or `family`'s rendering for
+ * the requests it matches (tus and IETF requests get their plain-text bodies even from errors
+ * raised before their routes, such as authentication or overload).
+ */
+export function registerErrorHandler(app: FastifyInstance, family?: ErrorFamily): void {
+  const render = (request: FastifyRequest, reply: FastifyReply, err: SluiceError) =>
+    family?.matches(request) ? family.render(request, reply, answerable(err)) : sendProblem(request, reply, answerable(err));
   app.setErrorHandler((raw, request, reply) => {
     const err = toSluiceError(raw);
     if (!logRequestError(request, reply, raw, err)) return reply;
-    return sendProblem(request, reply, err);
+    return render(request, reply, err);
   });
   app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, new SluiceError('route_not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)),
+    render(request, reply, new SluiceError('route_not_found', `no route for ${request.method} ${request.url.split('?')[0]}`)),
   );
+}
+
+/** The same rendering for errors raised while routing (a URL too long or malformed). */
+export function frameworkErrorRenderer(family?: ErrorFamily) {
+  return (raw: unknown, request: FastifyRequest, reply: FastifyReply): void => {
+    const err = toSluiceError(raw);
+    if (!logRequestError(request, reply, raw, err)) return;
+    void (family?.matches(request) ? family.render(request, reply, answerable(err)) : sendProblem(request, reply, answerable(err)));
+  };
 }

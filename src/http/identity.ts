@@ -56,9 +56,9 @@ export function registerIdentity(app: FastifyInstance, { authenticator, signer, 
       const m = BEARER.exec(header);
       if (!m) throw unauthorized('Authorization must be "Bearer <token>"', 'invalid_request');
       if (authenticator.anonymous) return;
-      const user = await authenticator.userFor(m[1] as string);
-      if (user === undefined) throw unauthorized('the bearer token is not valid', 'invalid_token');
-      request.owner = user;
+      const found = await authenticator.userFor(m[1] as string);
+      if ('refused' in found) throw unauthorized(found.refused, 'invalid_token');
+      request.owner = found.user;
       return;
     }
 

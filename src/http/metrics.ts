@@ -37,6 +37,11 @@ export class Metrics {
     labelNames: ['protocol'],
     registers: [this.registry],
   });
+  private readonly clientAborts = new Counter({
+    name: 'sluice_client_aborted_total',
+    help: 'Requests whose client went away before they ended (logged at info, not as errors)',
+    registers: [this.registry],
+  });
   private readonly storageErrors = new Counter({
     name: 'sluice_storage_errors_total',
     help: 'Failures of the storage backend while publishing',
@@ -73,6 +78,10 @@ export class Metrics {
     help: 'Chunks and appends recorded by those transactions (several share one commit under load)',
     registers: [this.registry],
   });
+
+  clientAborted(): void {
+    this.clientAborts.inc();
+  }
 
   /** The text exposition, with the ledger gauges read once for this scrape. */
   async render(ledger: Ledger): Promise<string> {

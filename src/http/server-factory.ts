@@ -6,6 +6,16 @@ import { METHOD_OVERRIDE } from '../routes/tus/tus-headers.js';
 
 const OVERRIDABLE = new Set(['GET', 'HEAD', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);
 
+/** The request being handled on a socket: its handler answers whatever goes wrong with its body. */
+const handling = new WeakMap<Duplex, http.IncomingMessage>();
+/** Each request's socket, as it was when the request began (a request whose body failed may lose it). */
+const sockets = new WeakMap<http.IncomingMessage, Duplex>();
+
+/** The connection a request came on, even after Node detached it from the request. */
+export function socketOf(req: http.IncomingMessage): Duplex | null {
+  return sockets.get(req) ?? req.socket ?? null;
+}
+
 /**
  * The HTTP server, created here so that two things happen before Fastify routes a request:
  *
@@ -31,10 +41,12 @@ export function serverFactory(config: Config) {
           const method = override.trim().toUpperCase();
           if (OVERRIDABLE.has(method)) req.method = method;
         }
+        handling.set(req.socket, req);
+        sockets.set(req, req.socket);
+        res.once('close', () => handling.delete(req.socket));
         handler(req, res);
       },
     );
-    server.on('clientError', answerClientError);
     server.setTimeout(config.idleTimeoutMs);
     // A client trickling its request head (slow-loris) is cut off after HEADERS_TIMEOUT.
     server.headersTimeout = config.headersTimeoutMs;
@@ -45,13 +57,27 @@ export function serverFactory(config: Config) {
 }
 
 /**
+ * Fastify's `clientErrorHandler` (it registers it on the server, in place of its own JSON answer).
  * Requests Node's parser rejects before Fastify sees them (a malformed head, Content-Length with
  * Transfer-Encoding, an oversized head, a head that took too long) still get a problem document
  * with a stable code, and the connection is closed.
  */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || !socket.writable) {
     socket.destroy();
+    return;
+  }
+  // A body that broke off (the client half-closed mid-body): the body stream fails as for a client
+  // that went away, and its route answers, in its protocol's format, once it has recorded what
+  // arrived; the connection is closed after that answer.
+  const req = handling.get(socket);
+  // (Only while something reads the body: an error nobody listens for would be thrown.)
+  if (req && !req.complete && req.listenerCount('error') > 0) {
+    req.emit('error', Object.assign(new Error('aborted'), { code: 'ECONNRESET', cause: err }));
+    // Whatever the answer does, the connection ends soon: its parser is gone. (Not unref'd: a
+    // server closing waits for this connection, and so for this timer.)
+    const timer = setTimeout(() => socket.destroy(), 2000);
+    socket.once('close', () => clearTimeout(timer));
     return;
   }
   const code: ErrorCode =

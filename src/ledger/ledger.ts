@@ -98,6 +98,8 @@ export interface OwnerLimits {
 export interface DiskBudget {
   free: number;
   margin: number;
+  /** The store makes a local copy of a composed upload's parts: it needs room of its own. */
+  copies: boolean;
 }
 
 /**
@@ -110,6 +112,7 @@ export type CreateResult =
   | { kind: 'created'; upload: Upload }
   | { kind: 'no_space'; outstanding: number; free: number }
   | { kind: 'too_many'; active: number }
+  | { kind: 'part_in_use'; part: string }
   | { kind: 'over_quota'; reserved: number };
 
 export type AppendResult =
@@ -172,6 +175,13 @@ export interface Ledger {
    * reservations end with the state. False when it was not in `from` (nothing changed).
    */
   discard(id: string, how: Discard): Promise<boolean>;
+  /** A page of a grid upload's recorded chunks from index `from` on, ascending. */
+  chunks(uploadId: string, from: number, limit: number): Promise<Chunk[]>;
+  /**
+   * A `finishing` upload whose chunks `indexes` were found damaged at rest: back to `uploading`
+   * without them (their rows and their bytes in the counters go), in one transaction.
+   */
+  reopenWithout(id: string, indexes: number[], now: number, failure: string): Promise<boolean>;
   /** `finishing` -> `completed` at `location`; a composed upload's parts are consumed with it. */
   complete(id: string, sha256: string, location: StoredLocation, now: number): Promise<boolean>;
   /** A completed upload whose stored file is being deleted: -> `aborted`. */

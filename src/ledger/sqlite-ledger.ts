@@ -102,6 +102,9 @@ const SQL = {
             @expectedSha256, 'uploading', @createdAt, @createdAt, @expiresAt, @lengthDeferred, @echo, @isPart, @parts)`,
   getUpload: 'SELECT * FROM uploads WHERE id = ?',
   getChunk: 'SELECT idx, offset, length, sha256, received_at FROM chunks WHERE upload_id = ? AND idx = ?',
+  chunkPage: 'SELECT idx, offset, length, sha256, received_at FROM chunks WHERE upload_id = ? AND idx >= ? ORDER BY idx LIMIT ?',
+  dropChunk: 'DELETE FROM chunks WHERE upload_id = ? AND idx = ? RETURNING length',
+  unbump: `UPDATE uploads SET chunks_received = chunks_received - 1, bytes_received = bytes_received - @length WHERE id = @id`,
   extentOf: 'SELECT layout, status, size, chunk_size, total_chunks, bytes_received FROM uploads WHERE id = ?',
   hasChunk: 'SELECT 1 AS one FROM chunks WHERE upload_id = ? AND idx = ?',
   chunkIndexes: 'SELECT idx FROM chunks WHERE upload_id = ? AND idx >= ? ORDER BY idx',
@@ -135,7 +138,7 @@ const SQL = {
   setLength: `
     UPDATE uploads SET size = @size, length_deferred = 0, chunk_size = MAX(@size, 1), updated_at = @now
     WHERE id = @id AND length_deferred = 1 AND bytes_received <= @size AND status = 'uploading'`,
-  composedOf: `SELECT id FROM uploads WHERE parts IS NOT NULL AND status = 'uploading' AND instr(parts, '"' || ? || '"') > 0`,
+  composedOf: `SELECT id FROM uploads WHERE parts IS NOT NULL AND status IN ('uploading', 'finishing') AND instr(parts, '"' || ? || '"') > 0`,
   awaitingPublish: `
     SELECT id FROM uploads WHERE layout = 'stream' AND status = 'uploading' AND length_deferred = 0
       AND ((parts IS NULL AND is_part = 0 AND bytes_received = size) OR parts IS NOT NULL)`,
@@ -150,7 +153,7 @@ const SQL = {
   // does not count them yet. Composed uploads hold no bytes of their own.
   outstanding: `
     SELECT COALESCE(SUM(size - bytes_received), 0) AS outstanding FROM uploads
-    WHERE status IN ('uploading', 'finishing') AND length_deferred = 0 AND parts IS NULL`,
+    WHERE status IN ('uploading', 'finishing') AND length_deferred = 0 AND (parts IS NULL OR @copies = 1)`,
   activeStats: `
     SELECT COUNT(*) AS active, COALESCE(SUM(bytes_received), 0) AS stagedBytes FROM uploads
     WHERE status IN ('uploading', 'finishing')`,
@@ -173,6 +176,7 @@ export class SqliteLedger implements Ledger {
   private readonly createTx: Transaction<(u: NewUpload, limits: OwnerLimits, disk: DiskBudget | undefined) => CreateResult>;
   private readonly discardTx: Transaction<(id: string, how: Discard) => boolean>;
   private readonly completeTx: Transaction<(id: string, sha256: string, location: StoredLocation, now: number) => boolean>;
+  private readonly reopenTx: Transaction<(id: string, indexes: number[], now: number, failure: string) => boolean>;
 
   constructor(readonly db: Db) {
     this.group = new GroupCommit(db);
@@ -212,8 +216,13 @@ export class SqliteLedger implements Ledger {
       return this.s.setLength.run({ id, size, now }).changes === 1 ? { kind: 'set' } : { kind: 'unchanged' };
     });
     this.createTx = db.transaction((u: NewUpload, limits: OwnerLimits, disk: DiskBudget | undefined): CreateResult => {
-      if (disk && !u.parts) {
-        const { outstanding } = this.s.outstanding.get() as { outstanding: number };
+      // A part belongs to one composed upload at a time (checked here, where no other create can
+      // slip in between the check and the insert).
+      for (const part of u.parts ?? []) {
+        if (this.s.composedOf.get(part)) return { kind: 'part_in_use', part };
+      }
+      if (disk && (!u.parts || disk.copies)) {
+        const { outstanding } = this.s.outstanding.get({ copies: disk.copies ? 1 : 0 }) as { outstanding: number };
         if (disk.free - outstanding - disk.margin < u.size) return { kind: 'no_space', outstanding, free: disk.free };
       }
       const usage = this.usage(u.owner);
@@ -233,6 +242,14 @@ export class SqliteLedger implements Ledger {
     this.discardTx = db.transaction((id: string, how: Discard): boolean => {
       if (this.s.transition.run({ id, from: how.from, to: how.to, now: how.now, failure: how.failure ?? null }).changes !== 1) return false;
       this.s.deleteChunks.run(id);
+      return true;
+    });
+    this.reopenTx = db.transaction((id: string, indexes: number[], now: number, failure: string): boolean => {
+      if (this.s.transition.run({ id, from: 'finishing', to: 'uploading', now, failure }).changes !== 1) return false;
+      for (const index of indexes) {
+        const dropped = this.s.dropChunk.get(id, index) as { length: number } | undefined;
+        if (dropped) this.s.unbump.run({ id, length: dropped.length });
+      }
       return true;
     });
     this.completeTx = db.transaction((id: string, sha256: string, location: StoredLocation, now: number): boolean => {
@@ -316,6 +333,14 @@ export class SqliteLedger implements Ledger {
 
   async discard(id: string, how: Discard): Promise<boolean> {
     return this.discardTx.immediate(id, how);
+  }
+
+  async chunks(uploadId: string, from: number, limit: number): Promise<Chunk[]> {
+    return (this.s.chunkPage.all(uploadId, from, limit) as ChunkRow[]).map(toChunk);
+  }
+
+  async reopenWithout(id: string, indexes: number[], now: number, failure: string): Promise<boolean> {
+    return this.reopenTx.immediate(id, indexes, now, failure);
   }
 
   async complete(id: string, sha256: string, location: StoredLocation, now: number): Promise<boolean> {

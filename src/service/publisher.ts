@@ -4,6 +4,7 @@ import { SluiceError, isSluiceError } from '../errors.js';
 import type { Discard, Ledger, Upload } from '../ledger/ledger.js';
 import type { FileStore } from '../storage/file-store.js';
 import type { StagingArea } from '../storage/staging-area.js';
+import { damagedChunks } from './damaged-chunks.js';
 import { hashStream } from './intake/body-writer.js';
 import { readHead, type TypePolicy } from './type-policy.js';
 import { verifying } from './verifying-stream.js';
@@ -40,6 +41,12 @@ export class Publisher {
   private readonly emit: EventSink;
   /** Publish jobs running in this process, so a second finish joins the first. */
   private readonly finishing = new Map<string, Promise<Upload>>();
+  /**
+   * For an upload created without a SHA-256: the digests that the finishes waiting for its job
+   * claim. The file is published when its digest is one of them; each caller is answered by its
+   * own claim, so a wrong claim alone does not decide the upload's fate while a right one waits.
+   */
+  private readonly claims = new Map<string, Set<string>>();
   /** Bytes verified and handed to the store so far, per finishing upload (for status). */
   private readonly finishBytes = new Map<string, number>();
   private readonly digests: RunningDigests;
@@ -57,9 +64,20 @@ export class Publisher {
     this.discard = deps.discard;
   }
 
-  /** The job publishing this upload, if one is running in this process. */
-  job(id: string): Promise<Upload> | undefined {
-    return this.finishing.get(id);
+  /**
+   * The job publishing this upload, if one is running in this process, as a caller that claims
+   * `sha256` sees it: the upload, or `file_checksum_mismatch` when the file's digest is another.
+   */
+  job(id: string, sha256?: string): Promise<Upload> | undefined {
+    const done = this.finishing.get(id);
+    if (!done || sha256 === undefined) return done;
+    this.claims.get(id)?.add(sha256);
+    return done.then((upload) => {
+      if (upload.sha256 !== sha256) {
+        throw new SluiceError('file_checksum_mismatch', `the upload completed with SHA-256 ${upload.sha256}`, { sha256: upload.sha256 });
+      }
+      return upload;
+    });
   }
 
   /** Fraction of the file already verified and handed to the store while `finishing`. */
@@ -92,12 +110,13 @@ export class Publisher {
   }
 
   /**
-   * Publishes a `finishing` upload whose bytes must hash to `expected` (null: whatever they hash
-   * to, as for stream uploads). The digest comes from the running digest, which reads only what it does not
-   * cover yet; a mismatch fails before the store sees a byte. A concatenated upload has no running
-   * digest: its one publishing read computes and verifies it.
+   * Publishes a `finishing` upload: its bytes must hash to the SHA-256 declared at creation, or to
+   * one its finishers claim (`claims`), or to anything when neither exists (stream uploads). The
+   * digest comes from the running digest, which reads only what it does not cover yet; a mismatch
+   * fails before the store sees a byte. A composed upload has no running digest: its one
+   * publishing read computes and verifies it.
    */
-  private async publish(upload: Upload, expected: string | null): Promise<Upload> {
+  private async publish(upload: Upload, claims: Set<string>): Promise<Upload> {
     const { id } = upload;
     const started = this.now();
     const source = this.sourceOf(upload);
@@ -106,7 +125,10 @@ export class Publisher {
         const reason = await this.typePolicy.violation(upload.contentType, await readHead(source.open()));
         if (reason) throw new SluiceError('type_not_allowed', reason);
       }
-      const digest = upload.parts ? undefined : await this.digests.digest(id, upload.size);
+      let digest = upload.parts ? undefined : await this.digests.digest(id, upload.size);
+      // Claims are decided by the digest: it is computed first even when the running one is lost.
+      if (digest === undefined && upload.expectedSha256 === null && claims.size > 0) digest = await hashStream(source.open());
+      const expected = upload.expectedSha256 ?? (digest !== undefined && claims.has(digest) ? digest : ([...claims][0] ?? null));
       if (digest !== undefined && expected !== null && digest !== expected) {
         throw new SluiceError('file_checksum_mismatch', `the file's SHA-256 is ${digest}, expected ${expected}`, { sha256: digest });
       }
@@ -133,6 +155,22 @@ export class Publisher {
       this.emit({ type: 'completed', protocol: upload.protocol, bytes: upload.size, seconds: (this.now() - started) / 1000 });
       return (await this.ledger.get(id)) as Upload;
     } catch (err) {
+      if (isSluiceError(err) && err.code === 'file_checksum_mismatch' && upload.layout === 'grid') {
+        // Before giving the bytes up: chunks that changed on disk since they arrived are dropped
+        // and sent again; only a file whose every chunk is still what was received fails.
+        const damaged = await damagedChunks(this.ledger, this.staging, upload).catch(() => []);
+        if (damaged.length > 0) {
+          const note = `${damaged.length} chunk(s) changed on disk after they were received; send them again`;
+          await this.ledger.reopenWithout(id, damaged, this.now(), note);
+          this.digests.forget(id);
+          this.log.warn({ uploadId: id, damaged: damaged.slice(0, 100), event: 'chunks_damaged' }, note);
+          throw new SluiceError('file_checksum_mismatch', `the file does not match its SHA-256: ${note}`, {
+            ...err.extra,
+            corrupt_chunks: damaged.slice(0, 1000),
+            upload_status: 'uploading',
+          });
+        }
+      }
       if (isSluiceError(err) && (err.code === 'file_checksum_mismatch' || err.code === 'type_not_allowed')) {
         // The bytes are wrong (or not welcome) and can never become right: fail the upload, drop its bytes.
         await this.discard(id, { from: 'finishing', to: 'failed', now: this.now(), failure: err.message });
@@ -149,18 +187,23 @@ export class Publisher {
   }
 
   /**
-   * Starts publishing an upload (or joins the job already running) and returns the job; `sha256`
-   * is the digest its bytes must have, null when any digest will do. The job
-   * belongs to the service: nobody waiting for it does not cancel it, and its failure is handled.
+   * Starts publishing an upload and returns the job as its caller sees it; `sha256` is what the
+   * caller says its bytes hash to (the one declared at creation, a claim when none was declared,
+   * or null when any digest will do). The job belongs to the service: nobody waiting for it does
+   * not cancel it, and its failure is handled.
    */
   start(upload: Upload, sha256: string | null): Promise<Upload> {
     const { id } = upload;
-    const done = this.publish(upload, sha256).finally(() => {
+    const claims = new Set<string>();
+    if (sha256 !== null && upload.expectedSha256 === null) claims.add(sha256);
+    this.claims.set(id, claims);
+    const done = this.publish(upload, claims).finally(() => {
       this.finishing.delete(id);
       this.finishBytes.delete(id);
+      this.claims.delete(id);
     });
     done.catch(() => {}); // callers that wait see the error; nobody waiting must not crash the process
     this.finishing.set(id, done);
-    return done;
+    return sha256 === null ? done : (this.job(id, sha256) as Promise<Upload>);
   }
 }

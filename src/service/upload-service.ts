@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../config.js';
 import type { Ledger, StoredLocation, Upload } from '../ledger/ledger.js';
+import { bodyBudget, descriptorLimit } from '../lib/descriptors.js';
 import { createGcPacer } from '../lib/gc-pacer.js';
 import { statFs, type StatFs } from '../storage/disk-space.js';
 import type { Download, FileStore } from '../storage/file-store.js';
@@ -59,12 +60,15 @@ export interface ServiceDeps {
 export class UploadService {
   private readonly c: Context;
   private readonly hashing: HashWorker;
+  /** Bodies written at once: MAX_CONCURRENT_BODIES, or what the descriptor limit allows. */
+  readonly maxBodies: number;
 
   constructor(deps: ServiceDeps) {
     // Read through the global Date each time, so that a test clock can drive it.
     const now = deps.now ?? (() => Date.now());
     const emit = deps.events ?? (() => {});
     this.hashing = deps.hashing ?? new HashWorker();
+    this.maxBodies = deps.config.maxConcurrentBodies || bodyBudget(descriptorLimit());
     const digests = new RunningDigests({
       hasher: this.hashing,
       pathOf: (id) => deps.staging.pathOf(id),
@@ -72,7 +76,15 @@ export class UploadService {
       onError: (id, err) => deps.log.warn({ uploadId: id, err, event: 'digest_catch_up_failed' }, 'hashing received bytes failed; finishing reads them again'),
     });
     const leases = new Leases(now);
-    const intake = new Intake({ staging: deps.staging, hashing: this.hashing, digests, leases, gcPacer: createGcPacer(deps.config.gcEveryBytes) });
+    const intake = new Intake({
+      staging: deps.staging,
+      hashing: this.hashing,
+      digests,
+      leases,
+      gcPacer: createGcPacer(deps.config.gcEveryBytes),
+      maxBodies: this.maxBodies,
+      minBodyRate: deps.config.minBodyRate,
+    });
     const typePolicy = deps.config.allowedTypes ? new TypePolicy(deps.config.allowedTypes) : undefined;
     const c: Context = {
       config: deps.config,

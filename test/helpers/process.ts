@@ -18,8 +18,15 @@ export interface ServerProcess {
  * Starts the real server as a child process on a free port (PORT=0) and waits until it logs the
  * address it listens on.
  */
-export async function spawnServer(env: Record<string, string>, t?: { teardown(fn: () => unknown): void }): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [MAIN], {
+export async function spawnServer(
+  env: Record<string, string>,
+  t?: { teardown(fn: () => unknown): void },
+  opts: { nofile?: number } = {},
+): Promise<ServerProcess> {
+  // `nofile`: the process's descriptor limit (ulimit -n), set by the shell that then becomes node.
+  const [cmd, args] =
+    opts.nofile === undefined ? [process.execPath, [MAIN]] : ['sh', ['-c', `ulimit -n ${opts.nofile} && exec "$0" "$1"`, process.execPath, MAIN]];
+  const child = spawn(cmd, args, {
     env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -120,6 +120,25 @@ t.test('JWT (HS256): sub is the user; exp, nbf, iss and aud are enforced', async
   }
 });
 
+t.test('JWT without exp: refused with a clear 401 by default, accepted with JWT_REQUIRE_EXP=false', async (t) => {
+  const secret = 'a-very-long-shared-secret-of-32-chars!!';
+  const key = new TextEncoder().encode(secret);
+  const forever = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('erin').setIssuedAt().sign(key);
+  const strict = await startServer(t, { env: { JWT_SECRET: secret } });
+  const refused = await http('GET', `${strict.url}/v1/uploads`, { headers: as(forever) });
+  t.same([refused.status, refused.body.code], [401, 'unauthorized']);
+  t.match(refused.body.detail, /no "exp" claim/, 'says why');
+  t.match(String(refused.headers['www-authenticate']), /error="invalid_token"/);
+  const expired = await new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('erin')
+    .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+    .sign(key);
+  t.match((await http('GET', `${strict.url}/v1/uploads`, { headers: as(expired) })).body.detail, /expired/);
+  const lax = await startServer(t, { env: { JWT_SECRET: secret, JWT_REQUIRE_EXP: 'false' } });
+  t.equal((await http('GET', `${lax.url}/v1/uploads`, { headers: as(forever) })).status, 200, 'accepted when turned off on purpose');
+});
+
 t.test('JWT from a JWKS URL (RS256), keys fetched once and cached', async (t) => {
   const { publicKey, privateKey } = await generateKeyPair('RS256');
   const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };

@@ -85,18 +85,31 @@ t.test('whole-file checksum mismatch: 422, upload failed, staging bytes removed'
   t.same([again.status, again.body.code, again.body.upload_status], [409, 'upload_not_writable', 'failed']);
 });
 
-t.test('chunks received out of order are read back for the whole-file hash: a staged byte changed on disk is caught', async (t) => {
-  const { send, finish, staging, data } = await uploaded(t);
-  // Chunks 1 and 2 lie beyond the in-order prefix: their bytes are hashed from the file later.
-  await send(1, 2);
-  const fh = await fs.open(staging, 'r+');
-  // Flipped, not overwritten with a constant: the random byte there could already be that constant.
-  await fh.write(Buffer.from([(data[1234] as number) ^ 0xff]), 0, 1, 1234);
-  await fh.close();
-  await send(0);
-  const res = await finish();
-  t.same([res.status, res.body.code], [422, 'file_checksum_mismatch']);
-});
+t.test(
+  'chunks received out of order are read back for the whole-file hash: a staged byte changed on disk is caught, and only that chunk is sent again',
+  async (t) => {
+    const { send, finish, staging, data, status } = await uploaded(t);
+    // Chunks 1 and 2 lie beyond the in-order prefix: their bytes are hashed from the file later.
+    await send(1, 2);
+    const fh = await fs.open(staging, 'r+');
+    // Flipped, not overwritten with a constant: the random byte there could already be that constant.
+    await fh.write(Buffer.from([(data[1234] as number) ^ 0xff]), 0, 1, 1234);
+    await fh.close();
+    await send(0);
+    const res = await finish();
+    t.same(
+      [res.status, res.body.code, res.body.corrupt_chunks, res.body.upload_status],
+      [422, 'file_checksum_mismatch', [1], 'uploading'],
+      'the damaged chunk is named',
+    );
+    const st = await status();
+    t.same([st.status, st.missing_chunks, st.chunks_received], ['uploading', [1], 2], 'it is missing again; the others are kept');
+    t.match(st.failure, /changed on disk/);
+    await send(1);
+    const again = await finish();
+    t.same([again.status, again.body.sha256], [200, sha256(data)], 'sent again, the file completes');
+  },
+);
 
 t.test('sha256 is required somewhere, and must agree with the one declared', async (t) => {
   const undeclared = await uploaded(t, { declare: false });

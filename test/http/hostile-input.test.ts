@@ -127,6 +127,16 @@ t.test('hostile input across both protocols: a 4xx with a stable code, nothing s
     ['__proto__ field', () => createRaw('{"file_name":"a","size":1,"__proto__":{"admin":true}}'), 400, 'invalid_request'],
     ['a 2 MiB JSON body', () => createRaw(`{"file_name":"${'a'.repeat(2 * 1024 * 1024)}","size":1}`), 413, 'payload_too_large'],
     ['creation as text/plain', () => createRaw('{"file_name":"a","size":1}', 'text/plain'), 415, 'unsupported_media_type'],
+    // Text that is not Unicode is refused, not repaired into U+FFFD.
+    ['file_name with a lone surrogate', () => createRaw('{"file_name":"a\\ud800b.txt","size":1}'), 400, 'invalid_request'],
+    ['metadata value with a lone surrogate', () => createRaw('{"file_name":"a","size":1,"metadata":{"k":"\\udfff"}}'), 400, 'invalid_request'],
+    ['JSON declared as UTF-16', () => createRaw('{"file_name":"a","size":1}', 'application/json; charset=utf-16'), 415, 'unsupported_media_type'],
+    [
+      'tus: Upload-Metadata that is not UTF-8',
+      () => tusCreate({ 'upload-length': '1', 'upload-metadata': `filename ${Buffer.from([0x61, 0xff, 0xfe]).toString('base64')}` }),
+      400,
+      'invalid_request',
+    ],
     // Native: ids and chunk addressing
     ['non-UUID id', () => chunk('/v1/uploads/abc/chunks/0', 'x'), 400, 'invalid_request'],
     ['path-like id', () => chunk('/v1/uploads/..%2F..%2Fsluice.db/chunks/0', 'x'), 400, 'invalid_request'],

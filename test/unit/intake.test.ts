@@ -204,3 +204,26 @@ t.test('the hashing thread dying mid-body fails that body; nothing is recorded, 
   t.equal((await retry).chunk.sha256, sha(data));
   t.equal((await service.finish('alice', upload.id)).sha256, sha(data), 'the whole-file digest restarted from the file');
 });
+
+t.test('MAX_CONCURRENT_BODIES: a body beyond the budget is refused with 503 and Retry-After before anything is opened', async (t) => {
+  const { service, ledger } = await serviceFor(t, { env: { MAX_CONCURRENT_BODIES: '2' } });
+  t.equal(service.maxBodies, 2);
+  const data = randomBytes(3 * CHUNK);
+  const up = await service.create('alice', { fileName: 'f', size: data.length, chunkSize: CHUNK, sha256: sha(data) });
+  const bodies = [bodyStream(), bodyStream()];
+  const running = bodies.map((b, i) => service.receiveChunk('alice', up.id, { index: i }, { stream: b }));
+  await new Promise((r) => setTimeout(r, 50));
+  const third = bodyStream();
+  await t.rejects(service.receiveChunk('alice', up.id, { index: 2 }, { stream: third }), {
+    code: 'overloaded',
+    status: 503,
+    headers: { 'retry-after': '2' },
+  });
+  for (const [i, b] of bodies.entries()) await feed(b, data.subarray(i * CHUNK, (i + 1) * CHUNK));
+  await Promise.all(running);
+  const again = bodyStream();
+  const ok = service.receiveChunk('alice', up.id, { index: 2 }, { stream: again });
+  await feed(again, data.subarray(2 * CHUNK));
+  t.equal((await ok).created, true, 'taken once the others are done');
+  t.equal((await ledger.get(up.id))?.chunksReceived, 3);
+});

@@ -87,3 +87,36 @@ t.test('a composed upload is published from its parts, which are consumed with i
   t.same([done.status, done.sha256, done.size], ['completed', sha(data), 5000]);
   t.same([(await ledger.get(a.id))?.status, (await ledger.get(b.id))?.location], ['completed', done.location], 'parts consumed');
 });
+
+t.test('finishes that join a running finish are each answered by their own sha256; a wrong one alone does not fail the upload', async (t) => {
+  const { service } = await serviceFor(t);
+  const data = randomBytes(6 * 300_000);
+  const right = sha(data);
+  const wrong = 'f'.repeat(64);
+  const upload = async () => {
+    const up = await service.create('alice', { fileName: 'f', size: data.length, chunkSize: 300_000 });
+    // Out of order, so that the whole-file digest is still being read back when the finishes come.
+    for (const i of [5, 3, 1, 4, 2, 0]) await send(service, up.id, i, data.subarray(i * 300_000, (i + 1) * 300_000));
+    return up;
+  };
+  const one = await upload();
+  const [w, r] = await Promise.allSettled([service.finish('alice', one.id, wrong), service.finish('alice', one.id, right)]);
+  t.match(w, { status: 'rejected', reason: { code: 'file_checksum_mismatch' } }, 'the wrong one started the job and gets 422');
+  t.match(r, { status: 'fulfilled', value: { status: 'completed', sha256: right } }, 'the right one that joined it completes the upload');
+  t.equal((await service.get('alice', one.id)).status, 'completed');
+  await t.rejects(service.finish('alice', one.id, wrong), { code: 'file_checksum_mismatch' }, 'after completion, as before');
+  t.equal((await service.finish('alice', one.id, right)).sha256, right);
+
+  const two = await upload();
+  const outcomes = await Promise.allSettled([wrong, right, wrong, right].map((s) => service.finish('alice', two.id, s)));
+  t.same(
+    outcomes.map((o) => o.status),
+    ['rejected', 'fulfilled', 'rejected', 'fulfilled'],
+    'two right and two wrong at once: the right ones complete it',
+  );
+  t.equal((await service.get('alice', two.id)).status, 'completed');
+
+  const three = await upload();
+  await t.rejects(service.finish('alice', three.id, wrong), { code: 'file_checksum_mismatch' });
+  t.equal((await service.get('alice', three.id)).status, 'failed', 'a wrong sha256 with nobody right waiting fails it, as before');
+});

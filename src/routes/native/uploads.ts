@@ -37,6 +37,15 @@ const problems = { 400: Problem, 404: Problem, 409: Problem, 410: Problem, 413: 
 export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async (app, { service, urls, signer, signedUrlTtlMs, now }) => {
   // JSON only: a text/plain body is refused (415) rather than parsed and half-validated.
   app.removeContentTypeParser('text/plain');
+  // "JSON text exchanged between systems that are not part of a closed ecosystem MUST be encoded
+  // using UTF-8" (RFC 8259 section 8.1): a body that says it is another charset is refused, not
+  // read as UTF-8.
+  app.addHook('onRequest', async (request) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)"?/i.exec(request.headers['content-type'] ?? '')?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      throw new SluiceError('unsupported_media_type', `JSON bodies are UTF-8; charset=${charset} is not accepted`);
+    }
+  });
   /**
    * Signed URLs that let their holder send this upload's chunks and read its status without a
    * token: `upload_url` (Content-Range PUTs, status) and `chunk_url_template` ({index} replaced).

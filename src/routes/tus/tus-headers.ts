@@ -1,5 +1,7 @@
 import { SluiceError } from '../../errors.js';
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
 /** tus 1.0.0 header names (lowercase, as Node presents them). */
 export const TUS_RESUMABLE = 'tus-resumable';
 export const UPLOAD_OFFSET = 'upload-offset';
@@ -63,7 +65,12 @@ export function parseMetadata(headers: Headers): ParsedMetadata | undefined {
     const b64 = m[2] ?? '';
     if (b64.length % 4 !== 0) throw new SluiceError('invalid_request', `Upload-Metadata value of ${key} is not Base64`);
     if (Object.hasOwn(values, key)) throw new SluiceError('invalid_request', `Upload-Metadata key ${key} appears twice`);
-    values[key] = Buffer.from(b64, 'base64').toString('utf8');
+    // Bytes that are not UTF-8 are refused, not replaced by U+FFFD.
+    try {
+      values[key] = UTF8.decode(Buffer.from(b64, 'base64'));
+    } catch {
+      throw new SluiceError('invalid_request', `Upload-Metadata value of ${key} is not UTF-8`);
+    }
   }
   return { values, raw };
 }

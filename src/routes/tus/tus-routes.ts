@@ -1,7 +1,7 @@
 import contentDisposition from 'content-disposition';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../errors.js';
-import { logRequestError, sendPlain, toSluiceError } from '../../http/error-handler.js';
+import { answerable, logRequestError, sendPlain, toSluiceError } from '../../http/error-handler.js';
 import { absoluteUrl, type UrlOptions } from '../../http/urls.js';
 import type { Upload } from '../../ledger/ledger.js';
 import type { AppendRequest, UploadService } from '../../service/upload-service.js';
@@ -64,6 +64,17 @@ const TUS_STATUS: Partial<Record<SluiceError['code'], number>> = {
 };
 
 /**
+ * An error as tus and IETF clients expect it, wherever it was raised (a route, authentication, a
+ * rate limit, overload): the protocol's status and headers, and the plain-text body.
+ */
+export function sendTusError(request: FastifyRequest, reply: FastifyReply, err: SluiceError): FastifyReply {
+  // "[...] it MUST respond with the 412 Precondition Failed status and MUST include the Tus-Version header"
+  if (err.code === 'tus_version_unsupported') reply.header('tus-version', TUS_VERSION);
+  if (request.headers[INTEROP_HEADER] === undefined) reply.header('tus-resumable', TUS_VERSION);
+  return sendPlain(request, reply, err, TUS_STATUS[err.code] ?? err.status);
+}
+
+/**
  * checksum-trailer: the algorithm is known only once the trailer arrives, so every one that may
  * be named is computed while the body streams, and the named one is checked.
  */
@@ -83,10 +94,7 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, { serv
   app.setErrorHandler((raw, request, reply) => {
     const err = toSluiceError(raw);
     if (!logRequestError(request, reply, raw, err)) return reply;
-    // "[...] it MUST respond with the 412 Precondition Failed status and MUST include the Tus-Version header"
-    if (err.code === 'tus_version_unsupported') reply.header('tus-version', TUS_VERSION);
-    if (request.headers[INTEROP_HEADER] === undefined) reply.header('tus-resumable', TUS_VERSION);
-    return sendPlain(request, reply, err, TUS_STATUS[err.code] ?? err.status);
+    return sendTusError(request, reply, answerable(err));
   });
 
   app.addHook('onRequest', async (request, reply) => {

@@ -13,7 +13,30 @@ import type { FromHashThread, ToHashThread } from './hash-messages.js';
 const PIECE = 1024 * 1024;
 let buf: Buffer | null = null;
 
+/**
+ * One read descriptor per staging file, however many jobs read it (several chunks of one upload
+ * at once): a server near its descriptor limit holds one per upload here, not one per body.
+ */
+const files = new Map<string, { fd: number; users: number }>();
+function openShared(path: string): number {
+  const f = files.get(path);
+  if (f) {
+    f.users++;
+    return f.fd;
+  }
+  const fd = openSync(path, 'r');
+  files.set(path, { fd, users: 1 });
+  return fd;
+}
+function closeShared(path: string): void {
+  const f = files.get(path);
+  if (!f || --f.users > 0) return;
+  files.delete(path);
+  closeSync(f.fd);
+}
+
 interface Job {
+  path: string;
   fd: number | null;
   pos: number;
   /** The segment's own SHA-256; null when it is not wanted. */
@@ -61,12 +84,12 @@ function advance(job: Job, to: number, whole = true): void {
 }
 
 function close(job: Job): void {
-  if (job.fd !== null) closeSync(job.fd);
+  if (job.fd !== null) closeShared(job.path);
   job.fd = null;
 }
 
 function open(m: Extract<ToHashThread, { t: 'open' }>): void {
-  const job: Job = { fd: null, pos: m.at, own: m.own ? createHash('sha256') : null, whole: null, checks: new Map(), error: null };
+  const job: Job = { path: m.path, fd: null, pos: m.at, own: m.own ? createHash('sha256') : null, whole: null, checks: new Map(), error: null };
   if (m.key !== undefined) {
     const kept = running.get(m.key);
     if (m.at === 0) job.whole = createHash('sha256');
@@ -75,7 +98,7 @@ function open(m: Extract<ToHashThread, { t: 'open' }>): void {
   }
   try {
     for (const a of m.algorithms) job.checks.set(a, createHash(a));
-    job.fd = openSync(m.path, 'r');
+    job.fd = openShared(m.path);
   } catch (err) {
     job.error = String(err);
   }
@@ -150,7 +173,7 @@ function extend(m: Extract<ToHashThread, { t: 'extend' }>): FromHashThread {
   if (e.upTo >= m.to) return { req: m.req, upTo: e.upTo };
   let fd: number | null = null;
   try {
-    fd = openSync(m.path, 'r');
+    fd = openShared(m.path);
     hashRange(fd, e.upTo, m.to, [e.hash]);
     e.upTo = m.to;
     return { req: m.req, upTo: e.upTo };
@@ -159,7 +182,7 @@ function extend(m: Extract<ToHashThread, { t: 'extend' }>): FromHashThread {
     running.delete(m.key);
     return { req: m.req, error: String(err) };
   } finally {
-    if (fd !== null) closeSync(fd);
+    if (fd !== null) closeShared(m.path);
   }
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { SluiceError } from '../../errors.js';
 import type { StagingHandle } from '../../storage/staging-handle.js';
 import type { BodyHasher } from '../hashing/hash-worker.js';
 import type { Lease } from './leases.js';
@@ -44,6 +45,11 @@ export interface WriteOptions {
    * later bytes keep arriving; segments are recorded in order, each once its bytes are durable.
    */
   checkpoint?: { every: number; record: (segment: { offset: number; length: number }) => Promise<void> };
+  /**
+   * MIN_BODY_RATE: a body that brings fewer than `bytes` in any `windowMs` ends with 408, its
+   * socket kept so that the answer can be sent (what arrived is flushed and may be recorded).
+   */
+  minRate?: { bytes: number; windowMs: number } | undefined;
 }
 
 /** The writer lost its lease: another request for the same bytes took over. */
@@ -75,6 +81,19 @@ export async function writeBody(handle: StagingHandle | null, stream: Readable, 
     flushFailed = true;
     error ??= err;
   };
+  // The rate guard fails the stream's iteration (not the socket), so the loop ends as for any
+  // body that stopped, and the request can still be answered.
+  let since = 0;
+  const guard =
+    opts.minRate &&
+    setInterval(() => {
+      if (since >= (opts.minRate as { bytes: number }).bytes) {
+        since = 0;
+        return;
+      }
+      if (stream.listenerCount('error') > 0)
+        stream.emit('error', new SluiceError('request_timeout', `the body arrived slower than ${opts.minRate?.bytes} bytes per ${opts.minRate?.windowMs} ms`));
+    }, opts.minRate.windowMs);
   try {
     for await (const piece of stream.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       if (error !== undefined) break; // a flush or a checkpoint failed meanwhile
@@ -96,6 +115,7 @@ export async function writeBody(handle: StagingHandle | null, stream: Readable, 
           unflushed += buf.length;
         }
         bytes += buf.length;
+        since += buf.length;
         // After the write: the hashing thread reads the bytes back from the file (a small body is
         // hashed right here instead).
         hasher.update(buf, opts.offset + bytes);
@@ -123,6 +143,8 @@ export async function writeBody(handle: StagingHandle | null, stream: Readable, 
     }
   } catch (err) {
     error ??= err;
+  } finally {
+    if (guard) clearInterval(guard);
   }
   await checkpoints;
   // Durable before anyone records it: the ledger must never count bytes a crash could lose. The

@@ -14,6 +14,10 @@ export interface IntakeDeps {
   digests: RunningDigests;
   leases: Leases;
   gcPacer: GcPacer;
+  /** Bodies taken in at once (MAX_CONCURRENT_BODIES, or what the descriptor limit allows). */
+  maxBodies: number;
+  /** MIN_BODY_RATE, or undefined. */
+  minBodyRate: { bytes: number; windowMs: number } | undefined;
 }
 
 /** What one body is, before it is read. */
@@ -54,18 +58,45 @@ const INLINE_HASH_MAX = 128 * 1024;
  * the record waits for its commit still keeps it out.
  */
 export class Intake {
+  private bodies = 0;
+
   constructor(private readonly deps: IntakeDeps) {}
 
-  /** Takes the lease (or fails with `chunk_in_progress`) and prepares the body's writing. */
+  /** Bodies being taken in right now. */
+  get active(): number {
+    return this.bodies;
+  }
+
+  /**
+   * Takes the lease (or fails with `chunk_in_progress`) and prepares the body's writing. Beyond
+   * `maxBodies` it refuses at once, before anything is opened: each body holds descriptors, and
+   * running out of them would fail requests (and the ledger) at random instead.
+   */
   async open(spec: BodySpec): Promise<Body> {
     const { deps } = this;
-    const lease = await deps.leases.acquire(`${spec.uploadId}:${spec.lease}`, { evict: spec.evict, takeoverAfterMs: spec.takeoverAfterMs, ended: spec.ended });
+    if (this.bodies >= deps.maxBodies) {
+      throw new SluiceError(
+        'overloaded',
+        `${this.bodies} request bodies are being written; retry shortly`,
+        { max_concurrent_bodies: deps.maxBodies },
+        { headers: { 'retry-after': '2' } },
+      );
+    }
+    this.bodies++;
+    let lease: Lease;
+    try {
+      lease = await deps.leases.acquire(`${spec.uploadId}:${spec.lease}`, { evict: spec.evict, takeoverAfterMs: spec.takeoverAfterMs, ended: spec.ended });
+    } catch (err) {
+      this.bodies--;
+      throw err;
+    }
     let file: StagingLease | null = null;
     try {
       const write = await spec.leased();
       file = write ? await deps.staging.openForWrite(spec.uploadId) : null;
     } catch (err) {
       lease.release();
+      this.bodies--;
       throw ioError(err);
     }
     // A body that is not written is only hashed, here; a small one too: for 64 KiB the thread's
@@ -75,7 +106,7 @@ export class Intake {
     const hasher = inline
       ? inlineHasher(spec.algorithms)
       : deps.hashing.job(deps.staging.pathOf(spec.uploadId), spec.offset, { algorithms: spec.algorithms, own: spec.own, key: spec.uploadId });
-    return new Body(spec, lease, file, hasher, deps);
+    return new Body(spec, lease, file, hasher, deps, () => this.bodies--);
   }
 
   /** Resolves once a writer of `uploadId` whose body has ended has recorded and let go. */
@@ -96,6 +127,7 @@ export class Body {
     private readonly file: StagingLease | null,
     private readonly hasher: BodyHasher,
     private readonly deps: IntakeDeps,
+    private readonly done: () => void,
   ) {
     this.failuresAtStart = file?.handle.failures ?? 0;
   }
@@ -108,6 +140,7 @@ export class Body {
       lease: this.lease,
       received: this.deps.gcPacer,
       hasher: this.hasher,
+      minRate: this.deps.minBodyRate,
       ...(checkpoint && { checkpoint }),
     });
   }
@@ -153,6 +186,7 @@ export class Body {
     this.hasher.settle();
     this.file?.release();
     this.lease.release();
+    this.done();
   }
 
   private clean(): boolean {

@@ -64,8 +64,25 @@ export async function hasAllBytes(c: Context, upload: Upload): Promise<boolean> 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
 const UNSAFE_NAME_CHARS = /[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff/\\]/;
 
+/** A lone UTF-16 surrogate: text that is not Unicode, which storing as UTF-8 would silently replace. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Refuses text that is not valid Unicode instead of storing a repaired copy of it. */
+export function checkText(what: string, value: string): void {
+  if (LONE_SURROGATE.test(value)) throw new SluiceError('invalid_request', `${what} is not valid Unicode (it has a lone surrogate)`);
+}
+
+/** The client's metadata: every key and value valid Unicode. */
+export function checkMetadata(metadata: Record<string, string> | undefined): void {
+  for (const [key, value] of Object.entries(metadata ?? {})) {
+    checkText('a metadata key', key);
+    checkText(`metadata ${JSON.stringify(key)}`, value);
+  }
+}
+
 /** Rules every new upload follows, whatever its layout. */
 export function checkNew(c: Context, fileName: string, size: number | undefined): void {
+  checkText('file_name', fileName);
   // file_name is metadata only (paths come from the id), but it is echoed in headers, listings
   // and downloads, so it must be a plain name: 1-255 bytes of UTF-8, no control or bidi
   // characters (which can disguise "gpj.exe" as "exe.jpg"), no path separators, not . or ..

@@ -4,13 +4,15 @@ import type { NewUpload, Upload } from '../../ledger/ledger.js';
 import { reserveMargin } from '../../storage/disk-space.js';
 import { totalChunks } from '../chunk-grid.js';
 import type { ComposeInput, CreateUploadInput, StreamUploadInput } from '../upload-types.js';
-import { checkNew, quotaExceeded, type Context } from './context.js';
+import { checkMetadata, checkNew, checkText, quotaExceeded, type Context } from './context.js';
 import { publishIfComplete } from './finish.js';
 
 /** Creates a grid upload: fixed-size chunks, sent in any order. */
 export async function createGrid(c: Context, owner: string, input: CreateUploadInput): Promise<Upload> {
   const { config } = c;
   checkNew(c, input.fileName, input.size);
+  checkMetadata(input.metadata);
+  if (input.contentType !== undefined) checkText('content_type', input.contentType);
   const chunkSize = input.chunkSize ?? config.defaultChunkSize;
   if (chunkSize < config.minChunkSize || chunkSize > config.maxChunkSize) {
     throw new SluiceError('chunk_size_out_of_range', `chunk_size must be between ${config.minChunkSize} and ${config.maxChunkSize} bytes`, {
@@ -44,6 +46,7 @@ export async function createGrid(c: Context, owner: string, input: CreateUploadI
  */
 export async function createStream(c: Context, owner: string, input: StreamUploadInput): Promise<Upload> {
   checkNew(c, input.fileName, input.size);
+  checkMetadata(input.metadata);
   return open(c, { ...stream(c, owner, input, input.size ?? 0), lengthDeferred: input.size === undefined, isPart: input.isPart });
 }
 
@@ -53,6 +56,7 @@ export async function createStream(c: Context, owner: string, input: StreamUploa
  */
 export async function createComposed(c: Context, owner: string, partIds: string[], input: ComposeInput): Promise<Upload> {
   checkNew(c, input.fileName, undefined);
+  checkMetadata(input.metadata);
   if (partIds.length === 0) throw new SluiceError('invalid_request', 'a composed upload needs at least one part');
   if (new Set(partIds).size !== partIds.length) throw new SluiceError('invalid_request', 'a part appears twice');
   let size = 0;
@@ -110,7 +114,8 @@ async function open(c: Context, u: NewUpload): Promise<Upload> {
  */
 async function insert(c: Context, u: NewUpload): Promise<Upload> {
   const { free, total } = await c.statfs(c.config.dataDir);
-  const disk = { free, margin: reserveMargin(total, c.config.diskReserve) };
+  // A local store writes a composed upload's parts into a new file: that copy needs room too.
+  const disk = { free, margin: reserveMargin(total, c.config.diskReserve), copies: c.store.backend === 'local' };
   const result = await c.ledger.create(u, { maxActive: c.config.maxActiveUploadsPerUser, quota: c.config.userQuota }, disk);
   switch (result.kind) {
     case 'created':
@@ -127,5 +132,7 @@ async function insert(c: Context, u: NewUpload): Promise<Upload> {
       });
     case 'over_quota':
       throw quotaExceeded(c, result.reserved);
+    case 'part_in_use':
+      throw new SluiceError('part_in_use', `upload ${result.part} is already a part of another composed upload`, { part: result.part });
   }
 }

@@ -21,6 +21,10 @@ export async function abort(c: Context, owner: string, id: string): Promise<void
   const upload = await status(c, owner, id);
   if (upload.status === 'aborted') return;
   if (upload.status === 'expired') throw new SluiceError('upload_expired');
+  // Its bytes are about to be published as part of another upload: they are not the client's to drop.
+  if (upload.isPart && (await c.ledger.composedOf(id)).length > 0) {
+    throw new SluiceError('part_in_use', `upload ${id} is a part of a composed upload that is not finished; terminate that one first`);
+  }
   if (upload.status !== 'uploading' || !(await discard(c, id, { from: 'uploading', to: 'aborted', now: c.now() }))) {
     throw notWritable(await owned(c, owner, id));
   }

@@ -17,7 +17,8 @@ export async function startFinish(c: Context, owner: string, id: string, sha256?
     }
     return { upload, done: Promise.resolve(upload) };
   }
-  const running = c.publisher.job(id);
+  // A finish already running is joined; this caller is answered by its own sha256.
+  const running = c.publisher.job(id, sha256);
   if (running) return { upload, done: running };
   if (upload.status !== 'uploading') throw notWritable(upload);
   if (upload.layout !== 'grid') {

@@ -1,0 +1,118 @@
+/** The shape of sluice's configuration (loaded and validated by config.ts). */
+
+/**
+ * Everything sluice can be configured with. Loaded and validated once, at start-up, by
+ * `loadConfig(process.env)`; the rest of the code receives this object and never reads the
+ * environment itself.
+ */
+export interface Config {
+  /** sluice's own version (from package.json), shown in the API document. */
+  version: string;
+  port: number;
+  host: string;
+  dataDir: string;
+  logLevel: string;
+  maxUploadSize: number;
+  defaultChunkSize: number;
+  minChunkSize: number;
+  maxChunkSize: number;
+  maxChunks: number;
+  uploadTtlMs: number;
+  /** How often the sweeper looks for expired uploads. */
+  sweepIntervalMs: number;
+  /** A socket that sends nothing for this long is closed (slow-loris and dead-peer guard). */
+  idleTimeoutMs: number;
+  /** A body slower than this many bytes per window ends with 408 (a trickle guard); undefined: off. */
+  minBodyRate: { bytes: number; windowMs: number } | undefined;
+  /** A chunk writer that has received no bytes for this long may be taken over by a new request. */
+  takeoverAfterMs: number;
+  /** How long SIGTERM waits for in-flight requests before the process exits anyway. */
+  shutdownTimeoutMs: number;
+  /** Base URL used to build absolute URLs in responses; derived from the request when unset. */
+  publicUrl: string | undefined;
+  /** Where the tus endpoint is mounted, e.g. `/files`. */
+  tusPath: string;
+  /** Origins allowed by CORS: `*` or a list. */
+  corsOrigins: '*' | string[];
+  /**
+   * Whether X-Forwarded-Proto/Host and Forwarded are believed (for Location URLs and client
+   * addresses): false, true, or the proxies' addresses/CIDRs.
+   */
+  trustProxy: boolean | string[];
+  auth: AuthConfig;
+  /** Requests per RATE_LIMIT_WINDOW per user (per address when anonymous); 0 turns it off. */
+  rateLimit: { max: number; windowMs: number };
+  maxActiveUploadsPerUser: number;
+  /**
+   * Request bodies (chunks, appends) written at once; beyond it a request is answered 503 before
+   * anything is opened. 0: derived from the process's descriptor limit at start-up.
+   */
+  maxConcurrentBodies: number;
+  /** Bytes one user may have in unfinished uploads at once; undefined for no limit. */
+  userQuota: number | undefined;
+  /** MIME patterns (`image/*`, `application/pdf`) a finished file must match; undefined for any. */
+  allowedTypes: string[] | undefined;
+  /** Largest request head in bytes; larger ones get 431. */
+  maxHeaderSize: number;
+  /** Time a client has to send the request head (slow-loris guard). */
+  headersTimeoutMs: number;
+  /**
+   * Free space kept on DATA_DIR beyond all reservations: a byte count, or a share of the
+   * filesystem (`percent`), of which the smaller applies when both are given.
+   */
+  diskReserve: { bytes: number | undefined; percent: number | undefined };
+  /** Overload protection: answer 503 + Retry-After beyond these (0 turns a check off). */
+  overload: { maxEventLoopDelayMs: number; maxRssBytes: number };
+  /**
+   * How V8 trades memory for speed (src/lib/memory-profile.ts): `small` compiles less and keeps
+   * smaller heaps, `fast` is Node's default.
+   */
+  memoryProfile: MemoryProfile;
+  /** Received body bytes between young-generation collections that free socket buffers; 0 leaves it to V8. */
+  gcEveryBytes: number;
+  storage: StorageConfig;
+}
+
+export type MemoryProfile = 'small' | 'fast';
+
+export interface AuthConfig {
+  /** Static bearer tokens → user names (AUTH_TOKENS and AUTH_TOKENS_FILE). */
+  tokens: Map<string, string>;
+  jwt:
+    | {
+        secret: string | undefined;
+        jwksUrl: string | undefined;
+        issuer: string | undefined;
+        audience: string | undefined;
+        /** JWT_REQUIRE_EXP: a token without `exp` is refused. */
+        requireExp: boolean;
+      }
+    | undefined;
+  /** HMAC key for signed upload URLs; generated and kept in DATA_DIR when unset. */
+  signingSecret: string | undefined;
+  signedUrlTtlMs: number;
+}
+
+export type StorageConfig = { backend: 'local' } | S3Config;
+
+export interface S3Config {
+  backend: 's3';
+  bucket: string;
+  region: string;
+  /** For S3-compatible services (MinIO, R2, Ceph, ...); AWS itself when unset. */
+  endpoint: string | undefined;
+  forcePathStyle: boolean;
+  /** Key prefix for every object, e.g. `uploads/`. */
+  prefix: string;
+  /** Multipart part size; grown per file so that no file needs more than 10,000 parts. */
+  partSize: number;
+  /** Parts in flight at once; memory use is about partSize x queueSize. */
+  queueSize: number;
+  /**
+   * When the SDK adds its own request checksums. `when_required` is needed by S3-compatible
+   * servers that do not understand aws-chunked uploads (they would store the framing as data).
+   */
+  checksums: 'when_supported' | 'when_required';
+  /** Lifetime of presigned download URLs. */
+  presignTtlSeconds: number;
+}
