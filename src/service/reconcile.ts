@@ -41,7 +41,7 @@ export async function reconcile({ ledger, staging, store, log, now }: ReconcileD
       report.resumed++;
       log.warn({ uploadId: id, event: 'recovered_finishing' }, 'upload was finishing at the stop: it can be finished again');
     } else {
-      await ledger.transition(id, 'finishing', 'failed', now(), 'its bytes were lost while finishing');
+      await ledger.discard(id, { from: 'finishing', to: 'failed', now: now(), failure: 'its bytes were lost while finishing' });
       report.failed++;
       log.error({ uploadId: id, event: 'recovered_lost' }, 'upload was finishing at the stop and its bytes are gone');
     }
@@ -49,7 +49,7 @@ export async function reconcile({ ledger, staging, store, log, now }: ReconcileD
   for (const id of await ledger.idsWithStatus('uploading')) {
     const upload = (await ledger.get(id)) as Upload;
     if (await hasStagedBytes(staging, upload)) continue;
-    await ledger.transition(id, 'uploading', 'failed', now(), 'its staging file was missing at start-up');
+    await ledger.discard(id, { from: 'uploading', to: 'failed', now: now(), failure: 'its staging file was missing at start-up' });
     report.failed++;
     log.error({ uploadId: id, event: 'staging_missing' }, 'upload has no staging file: marked failed');
   }
