@@ -148,9 +148,12 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   const memory = new MemoryPressure(config.overload.maxRssBytes);
   memory.start();
-  app.addHook('onRequest', async (request) => {
-    if (memory.shedding && request.routeOptions.config.public !== true) throw overloaded('memory');
-  });
+  // Only when there is a limit: nothing to check on every request otherwise.
+  if (config.overload.maxRssBytes > 0) {
+    app.addHook('onRequest', async (request) => {
+      if (memory.shedding && request.routeOptions.config.public !== true) throw overloaded('memory');
+    });
+  }
   if (config.rateLimit.max > 0) {
     await app.register(rateLimit, {
       max: config.rateLimit.max,

@@ -25,6 +25,16 @@ export interface PublisherDeps {
 }
 
 /**
+ * The digest a file must have to be published: the one declared at creation; else the claim its
+ * digest matches; else the first claim (so that the file fails against it); null when any will do.
+ */
+function requiredDigest(declared: string | null, claims: Set<string>, digest: string | undefined): string | null {
+  if (declared !== null) return declared;
+  if (digest !== undefined && claims.has(digest)) return digest;
+  return claims.values().next().value ?? null;
+}
+
+/**
  * The finish pipeline both protocols share: a `finishing` upload's bytes are read once - checked
  * against the type policy, hashed and verified on their way into the store - and only a verified
  * file is published. Publish jobs belong to the process, not to a request; a second finish joins
@@ -128,7 +138,7 @@ export class Publisher {
       let digest = upload.parts ? undefined : await this.digests.digest(id, upload.size);
       // Claims are decided by the digest: it is computed first even when the running one is lost.
       if (digest === undefined && upload.expectedSha256 === null && claims.size > 0) digest = await hashStream(source.open());
-      const expected = upload.expectedSha256 ?? (digest !== undefined && claims.has(digest) ? digest : ([...claims][0] ?? null));
+      const expected = requiredDigest(upload.expectedSha256, claims, digest);
       if (digest !== undefined && expected !== null && digest !== expected) {
         throw new SluiceError('file_checksum_mismatch', `the file's SHA-256 is ${digest}, expected ${expected}`, { sha256: digest });
       }

@@ -62,11 +62,6 @@ export class Intake {
 
   constructor(private readonly deps: IntakeDeps) {}
 
-  /** Bodies being taken in right now. */
-  get active(): number {
-    return this.bodies;
-  }
-
   /**
    * Takes the lease (or fails with `chunk_in_progress`) and prepares the body's writing. Beyond
    * `maxBodies` it refuses at once, before anything is opened: each body holds descriptors, and
