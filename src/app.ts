@@ -15,7 +15,8 @@ import { healthRoutes } from './routes/health.js';
 import { chunkRoutes } from './routes/native/chunks.js';
 import { contentRoutes } from './routes/native/content.js';
 import { uploadRoutes } from './routes/native/uploads.js';
-import { sendTusError, tusRoutes } from './routes/tus/tus-routes.js';
+import { tusErrorRenderer } from './routes/tus/tus-errors.js';
+import { tusRoutes } from './routes/tus/tus-routes.js';
 import { webRoutes } from './routes/web.js';
 import { answerClientError, serverFactory } from './http/server-factory.js';
 import { docs } from './http/docs.js';
@@ -88,7 +89,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     const path = url.split('?')[0] as string;
     return path === config.tusPath || path.startsWith(`${config.tusPath}/`);
   };
-  const tusFamily: ErrorFamily = { matches: (request) => underTus(request.url), render: sendTusError };
+  const renderTusError = tusErrorRenderer(config.maxUploadSize);
+  const tusFamily: ErrorFamily = { matches: (request) => underTus(request.url), render: renderTusError };
   const app = Fastify({
     logger: overrides.logger ?? { level: config.logLevel },
     // Timeouts (idle sockets closed, bodies unbounded in time) are set on the server it creates.
@@ -197,7 +199,15 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(uploadRoutes, { service, urls, signer, signedUrlTtlMs: config.auth.signedUrlTtlMs, now: overrides.now ?? Date.now });
   await app.register(chunkRoutes, { service });
   await app.register(contentRoutes, { service });
-  await app.register(tusRoutes, { service, tusPath: config.tusPath, maxUploadSize: config.maxUploadSize, urls });
+  await app.register(tusRoutes, {
+    service,
+    tusPath: config.tusPath,
+    maxUploadSize: config.maxUploadSize,
+    uploadTtlMs: config.uploadTtlMs,
+    urls,
+    renderError: renderTusError,
+    now: overrides.now ?? (() => Date.now()),
+  });
 
   // The sweeper: expires uploads whose time is up and removes their staging bytes.
   const sweep = async () => {
@@ -218,6 +228,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   // tick later leaves its socket open until the keep-alive timeout, holding shutdown for a minute;
   // so keep closing idle sockets until the server is really closed.
   app.addHook('preClose', async () => {
+    // tus and IETF appends in flight record what arrived and are answered 503 at once (their
+    // clients resume from the offset); native chunks get SHUTDOWN_TIMEOUT to finish.
+    void service.stopAppends();
     const timer = setInterval(() => app.server.closeIdleConnections(), 100);
     timer.unref();
     app.server.once('close', () => clearInterval(timer));

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ERRORS, type ErrorCode } from '../errors.js';
+import { ERRORS, SluiceError, type ErrorCode } from '../errors.js';
 import type { Config } from '../config.js';
 import { METHOD_OVERRIDE } from '../routes/tus/tus-headers.js';
 
@@ -48,6 +48,19 @@ export function serverFactory(config: Config) {
       },
     );
     server.setTimeout(config.idleTimeoutMs);
+    // A socket silent for IDLE_TIMEOUT is closed - but a request whose body went silent first has
+    // its body fail (what arrived is recorded) and is answered 408 in its protocol's format before
+    // the connection closes, as a client still listening can then resume from the right offset.
+    server.on('timeout', (socket: Duplex) => {
+      const req = handling.get(socket);
+      if (!req || req.complete || req.listenerCount('error') === 0 || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      req.emit('error', new SluiceError('request_timeout', `no byte of the body arrived for ${config.idleTimeoutMs} ms`));
+      const timer = setTimeout(() => socket.destroy(), 2000);
+      socket.once('close', () => clearTimeout(timer));
+    });
     // A client trickling its request head (slow-loris) is cut off after HEADERS_TIMEOUT.
     server.headersTimeout = config.headersTimeoutMs;
     server.keepAliveTimeout = 72_000;

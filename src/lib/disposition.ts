@@ -14,3 +14,9 @@ export function attachment(fileName: string): string {
   const fallback = stripAccents(fileName).replace(/[^\x20-\x7e]/g, '?');
   return contentDisposition(fileName, { fallback });
 }
+
+/** `Content-Disposition: inline` with the file name, encoded as for `attachment`. */
+export function inline(fileName: string): string {
+  const fallback = stripAccents(fileName).replace(/[^\x20-\x7e]/g, '?');
+  return contentDisposition(fileName, { type: 'inline', fallback });
+}

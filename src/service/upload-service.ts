@@ -31,7 +31,7 @@ import { abort, discard, terminate } from './use-cases/discard.js';
 import { expire, expireDue } from './use-cases/expire.js';
 import { publishIfComplete, retryPublishing, startFinish } from './use-cases/finish.js';
 import { receiveChunk } from './use-cases/receive-chunk.js';
-import { completed, content, missingChunks, missingCount, settled, status } from './use-cases/status.js';
+import { completed, content, interrupted, missingChunks, missingCount, settled, status, stopAppends } from './use-cases/status.js';
 
 export type * from './upload-types.js';
 
@@ -119,6 +119,9 @@ export class UploadService {
   get = (owner: string, id: string): Promise<Upload> => owned(this.c, owner, id);
   status = (owner: string, id: string): Promise<Upload> => status(this.c, owner, id);
   settled = (id: string): Promise<void> => settled(this.c, id);
+  interrupted = (id: string): Promise<void> => interrupted(this.c, id);
+  /** At shutdown: appends in flight record what arrived and are answered 503 (chunks go on). */
+  stopAppends = (): Promise<void> => stopAppends(this.c);
   missingChunks = (upload: Upload, limit: number, from = 0): Promise<number[]> => missingChunks(this.c, upload, limit, from);
   missingCount = (upload: Upload): number => missingCount(upload);
   list = (owner: string, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]> => this.c.ledger.list(owner, limit, after);

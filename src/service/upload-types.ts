@@ -35,7 +35,8 @@ export interface ReconcileReport {
 export interface StreamUploadInput {
   /** Which API creates it (for display and metrics). */
   protocol: Protocol;
-  fileName: string;
+  /** undefined: the request names none; the upload is called `upload-<id>`. */
+  fileName: string | undefined;
   contentType: string;
   metadata: Record<string, string>;
   /** undefined: the length is deferred until the client tells it. */
@@ -48,7 +49,8 @@ export interface StreamUploadInput {
 
 export interface ComposeInput {
   protocol: Protocol;
-  fileName: string;
+  /** undefined: the request names none; the upload is called `upload-<id>`. */
+  fileName: string | undefined;
   contentType: string;
   metadata: Record<string, string>;
   echo: Record<string, string> | null;
@@ -77,6 +79,13 @@ export interface AppendRequest {
    * must be reached exactly.
    */
   complete?: boolean | undefined;
+  /**
+   * Bytes past a known length fail the upload (`inconsistent_length`) instead of only being
+   * refused (`upload_too_large`): the client no longer agrees with the server on what it uploads.
+   */
+  strictLength?: boolean | undefined;
+  /** Told the upload's new durable offset each time a long body records a checkpoint. */
+  onDurable?: ((offset: number) => void) | undefined;
 }
 
 export interface ChunkReceipt {

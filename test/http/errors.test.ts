@@ -39,7 +39,7 @@ t.test('a client that goes away mid-chunk is logged at info as client_aborted, w
   t.equal((await http('GET', `${s.url}/v1/uploads/${up.id}`)).body.chunks_received, 0);
 });
 
-t.test('tus and IETF requests get the tus plain-text error body from errors raised before their routes', async (t) => {
+t.test('tus requests get the tus plain-text error body, IETF requests an RFC 9457 document, from errors raised before their routes', async (t) => {
   const s = await startServer(t, { env: { AUTH_TOKENS: 'secret-token-for-alice:alice' } });
   const tus = await http('POST', `${s.url}/files`, { headers: { 'tus-resumable': '1.0.0', 'upload-length': '5' } });
   t.equal(tus.status, 401);
@@ -48,7 +48,9 @@ t.test('tus and IETF requests get the tus plain-text error body from errors rais
   t.equal(tus.headers['tus-resumable'], '1.0.0');
   const ietf = await http('POST', `${s.url}/files`, { headers: { 'upload-draft-interop-version': '6', 'upload-complete': '?1' } });
   t.equal(ietf.status, 401);
-  t.match(ietf.text, /^unauthorized: /);
+  t.match(ietf.headers['content-type'], /^application\/problem\+json/);
+  t.match(ietf.body, { code: 'unauthorized', status: 401, type: 'urn:sluice:problem:unauthorized' });
+  t.equal(ietf.headers['upload-draft-interop-version'], '6');
   t.equal(ietf.headers['tus-resumable'], undefined, 'an IETF request gets no Tus-Resumable');
   const missing = await http('GET', `${s.url}/files/a/b/c`, { headers: { 'tus-resumable': '1.0.0', authorization: 'Bearer secret-token-for-alice' } });
   t.equal(missing.status, 404);

@@ -294,7 +294,7 @@ t.test('hostile input across both protocols: a 4xx with a stable code, nothing s
       'checksum_mismatch',
     ],
     ['tus: body past the length', () => tusPatch({}, 'x'.repeat(100)), 413, 'upload_too_large'],
-    ['tus: Upload-Length changed', () => tusPatch({ 'upload-length': '11' }), 400, 'invalid_request'],
+    ['tus: Upload-Length changed', () => tusPatch({ 'upload-length': '11' }), 400, 'inconsistent_length'],
     [
       'tus: PATCH on a path-like id',
       () => send(s, 'PATCH', '/files/..%2F..%2Fsluice.db', { headers: { ...V, ...TUS_OCTET, 'upload-offset': '0' }, body: 'x' }),

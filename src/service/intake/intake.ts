@@ -30,6 +30,8 @@ export interface BodySpec {
   takeoverAfterMs: number;
   /** Whether the request's body has ended (a status read then waits for it to record). */
   ended?: () => boolean;
+  /** Ends the body early, in order, so that its request is answered (see Leases.stopAll). */
+  stop?: (reason: Error) => void;
   offset: number;
   /** Length when known (a small one is hashed on the event loop). */
   length: number | undefined;
@@ -80,7 +82,12 @@ export class Intake {
     this.bodies++;
     let lease: Lease;
     try {
-      lease = await deps.leases.acquire(`${spec.uploadId}:${spec.lease}`, { evict: spec.evict, takeoverAfterMs: spec.takeoverAfterMs, ended: spec.ended });
+      lease = await deps.leases.acquire(`${spec.uploadId}:${spec.lease}`, {
+        evict: spec.evict,
+        takeoverAfterMs: spec.takeoverAfterMs,
+        ended: spec.ended,
+        stop: spec.stop,
+      });
     } catch (err) {
       this.bodies--;
       throw err;
@@ -107,6 +114,16 @@ export class Intake {
   /** Resolves once a writer of `uploadId` whose body has ended has recorded and let go. */
   settled(uploadId: string, lease: string): Promise<unknown> | undefined {
     return this.deps.leases.settling(`${uploadId}:${lease}`);
+  }
+
+  /** Ends the writer of `uploadId`'s `lease`, live or not, and resolves once it let go. */
+  interrupt(uploadId: string, lease: string): Promise<unknown> | undefined {
+    return this.deps.leases.interrupt(`${uploadId}:${lease}`);
+  }
+
+  /** Ends every body that can be ended early (stream appends), each answered with `reason`. */
+  stopAll(reason: Error): Promise<unknown> {
+    return this.deps.leases.stopAll(reason);
   }
 }
 

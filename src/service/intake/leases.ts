@@ -23,6 +23,11 @@ export interface AcquireOptions {
   takeoverAfterMs: number;
   /** Whether the holder's body has ended (its last bytes are being flushed and recorded). */
   ended?: () => boolean;
+  /**
+   * Ends the holder's body early but in order (what arrived is recorded, and its request is
+   * answered with `reason`), for writers that `stopAll` ends - at shutdown.
+   */
+  stop?: (reason: Error) => void;
 }
 
 interface Entry {
@@ -32,6 +37,7 @@ interface Entry {
   released: Promise<void>;
   resolve: () => void;
   ended: (() => boolean) | undefined;
+  stop: ((reason: Error) => void) | undefined;
 }
 
 /** How long a takeover waits for the evicted holder to let go; it is fenced either way. */
@@ -72,7 +78,7 @@ export class Leases {
     }
     let resolve!: () => void;
     const released = new Promise<void>((r) => (resolve = r));
-    const entry: Entry = { lastActivity: this.now(), held: true, evict: opts.evict, released, resolve, ended: opts.ended };
+    const entry: Entry = { lastActivity: this.now(), held: true, evict: opts.evict, released, resolve, ended: opts.ended, stop: opts.stop };
     this.entries.set(key, entry);
     let done = false;
     return {
@@ -100,6 +106,26 @@ export class Leases {
   settling(key: string): Promise<unknown> | undefined {
     const entry = this.entries.get(key);
     return entry?.ended?.() ? this.releasedOrLate(entry) : undefined;
+  }
+
+  /**
+   * Ends the holder of `key`, if any, and resolves once it has recorded what it had and let go (or
+   * RELEASE_WAIT_MS passed): a status read answers the real offset, not the one before a request
+   * whose client may have given up on it. The holder keeps its lease until it lets go, so what it
+   * made durable still counts.
+   */
+  interrupt(key: string): Promise<unknown> | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (!entry.ended?.()) entry.evict();
+    return this.releasedOrLate(entry);
+  }
+
+  /** Stops every holder that can be stopped (see AcquireOptions.stop); resolves once they let go. */
+  stopAll(reason: Error): Promise<unknown> {
+    const stopping = [...this.entries.values()].filter((e) => e.stop !== undefined);
+    for (const entry of stopping) entry.stop?.(reason);
+    return Promise.all(stopping.map((e) => this.releasedOrLate(e)));
   }
 
   get size(): number {

@@ -3,6 +3,7 @@ import type { Extent, Upload } from '../../ledger/ledger.js';
 import type { Body } from '../intake/intake.js';
 import type { AppendRequest } from '../upload-types.js';
 import { checkNew, hasAllBytes, notWritable, quotaExceeded, STREAM_END, type Context } from './context.js';
+import { discard } from './discard.js';
 import { publishIfComplete } from './finish.js';
 import { status } from './status.js';
 
@@ -32,31 +33,47 @@ export async function append(c: Context, owner: string, id: string, req: AppendR
   const started = c.now();
   let limit = 0;
   let tooMuch = (_body: string): SluiceError => new SluiceError('upload_too_large');
-  const intake = await c.intake.open({
-    uploadId: id,
-    lease: STREAM_END,
-    evict: () => req.stream.destroy(new SluiceError('offset_mismatch', 'taken over by a newer request for the same upload')),
-    takeoverAfterMs: 0,
-    ended: () => req.stream.destroyed || req.stream.readableEnded,
-    offset: req.offset,
-    length: req.declaredLength,
-    // The whole-file digest covers appended bytes; their own SHA-256 is not wanted.
-    own: false,
-    algorithms: req.checksum?.algorithms ?? [],
-    leased: async () => {
-      // Read again under the lease: the end may have moved since.
-      upload = (await c.ledger.get(id)) as Upload;
-      if (upload.status !== 'uploading') throw notWritable(upload);
-      if (req.offset !== upload.bytesReceived) {
-        throw new SluiceError('offset_mismatch', `the bytes start at offset ${req.offset}, the upload is at ${upload.bytesReceived}`, {
-          offset: upload.bytesReceived,
-        });
-      }
-      ({ limit, tooMuch } = await room(c, upload, req.offset));
-      if (req.declaredLength !== undefined && req.declaredLength > limit) throw tooMuch(`the body (${req.declaredLength} bytes)`);
-      return true;
-    },
-  });
+  // A body past the upload's length, when the caller asked for that to fail the upload.
+  let overran = false;
+  let intake: Body;
+  try {
+    intake = await c.intake.open({
+      uploadId: id,
+      lease: STREAM_END,
+      evict: () => req.stream.destroy(new SluiceError('offset_mismatch', 'taken over by a newer request for the same upload')),
+      takeoverAfterMs: 0,
+      ended: () => req.stream.destroyed || req.stream.readableEnded,
+      // Fails the body's reading (not its socket): what arrived is recorded and the request answered.
+      stop: (reason) => {
+        if (req.stream.listenerCount('error') > 0) req.stream.emit('error', reason);
+      },
+      offset: req.offset,
+      length: req.declaredLength,
+      // The whole-file digest covers appended bytes; their own SHA-256 is not wanted.
+      own: false,
+      algorithms: req.checksum?.algorithms ?? [],
+      leased: async () => {
+        // Read again under the lease: the end may have moved since.
+        upload = (await c.ledger.get(id)) as Upload;
+        if (upload.status !== 'uploading') throw notWritable(upload);
+        if (req.offset !== upload.bytesReceived) {
+          throw new SluiceError('offset_mismatch', `the bytes start at offset ${req.offset}, the upload is at ${upload.bytesReceived}`, {
+            offset: upload.bytesReceived,
+          });
+        }
+        ({ limit, tooMuch } = await room(c, upload, req.offset, req.strictLength === true));
+        if (req.declaredLength !== undefined && req.declaredLength > limit) {
+          const err = tooMuch(`the body (${req.declaredLength} bytes)`);
+          overran = err.code === 'inconsistent_length';
+          throw err;
+        }
+        return true;
+      },
+    });
+  } catch (err) {
+    if (overran) await deactivate(c, id);
+    throw err;
+  }
   try {
     const written = await intake.receive(
       req.stream,
@@ -68,6 +85,7 @@ export async function append(c: Context, owner: string, id: string, req: AppendR
             every: CHECKPOINT_BYTES,
             record: async (segment) => {
               upload = await record(c, intake, upload, segment, started);
+              req.onDurable?.(upload.bytesReceived);
             },
           },
     );
@@ -83,14 +101,19 @@ export async function append(c: Context, owner: string, id: string, req: AppendR
       upload = await record(c, intake, upload, { offset: req.offset + written.segmentStart, length: written.bytes - written.segmentStart }, started);
     }
     if (written.error !== undefined) throw intake.failure(written.error);
-    if (written.overflow) throw tooMuch('the body');
+    if (written.overflow) {
+      const err = tooMuch('the body');
+      overran = err.code === 'inconsistent_length';
+      throw err;
+    }
   } finally {
     intake.dispose();
+    if (overran) await deactivate(c, id);
   }
   if (req.complete) {
     if (upload.lengthDeferred) upload = await fixLength(c, upload, upload.bytesReceived);
     else if (upload.bytesReceived !== upload.size) {
-      throw new SluiceError('invalid_request', `the upload was declared complete at ${upload.bytesReceived} of ${upload.size} bytes`, {
+      throw new SluiceError('inconsistent_length', `the upload was declared complete at ${upload.bytesReceived} of ${upload.size} bytes`, {
         offset: upload.bytesReceived,
       });
     }
@@ -108,14 +131,18 @@ export async function append(c: Context, owner: string, id: string, req: AppendR
  * bytes count against USER_QUOTA as they arrive, so the body may not take more than the quota
  * leaves (the ledger checks again when it records them).
  */
-async function room(c: Context, upload: Upload, offset: number) {
+async function room(c: Context, upload: Upload, offset: number, strict: boolean) {
   const left = (upload.lengthDeferred ? c.config.maxUploadSize : upload.size) - offset;
   const quota = c.config.userQuota;
   const counts = upload.lengthDeferred && quota !== undefined;
   const reserved = counts ? await c.ledger.reserved(upload.owner) : 0;
   const quotaRoom = counts ? Math.max(0, quota - reserved) : Number.POSITIVE_INFINITY;
-  const tooMuch = (body: string): SluiceError =>
-    quotaRoom < left ? quotaExceeded(c, reserved, body) : new SluiceError('upload_too_large', `${body} runs past the end of the upload (${left} bytes left)`);
+  const tooMuch = (body: string): SluiceError => {
+    if (quotaRoom < left) return quotaExceeded(c, reserved, body);
+    const detail = `${body} runs past the end of the upload (${left} bytes left)`;
+    if (strict && !upload.lengthDeferred) return new SluiceError('inconsistent_length', `${detail}; the upload is failed`);
+    return new SluiceError('upload_too_large', detail);
+  };
   return { limit: Math.min(left, quotaRoom), tooMuch };
 }
 
@@ -132,7 +159,7 @@ async function record(c: Context, intake: Body, upload: Upload, extent: Extent, 
 /** Sets a deferred length once the client knows it; a known length can only be repeated. */
 export async function fixLength(c: Context, upload: Upload, length: number): Promise<Upload> {
   if (!upload.lengthDeferred) {
-    if (length !== upload.size) throw new SluiceError('invalid_request', `the upload's length is ${upload.size} and cannot change`);
+    if (length !== upload.size) throw new SluiceError('inconsistent_length', `the upload's length is ${upload.size} and cannot change`);
     return upload;
   }
   checkNew(c, upload.fileName, length);
@@ -142,4 +169,12 @@ export async function fixLength(c: Context, upload: Upload, length: number): Pro
   if (result.kind === 'over_quota') throw quotaExceeded(c, result.reserved, `a length of ${length}`);
   if (result.kind === 'set') await c.staging.resize(upload.id, length);
   return (await c.ledger.get(upload.id)) as Upload;
+}
+
+/**
+ * Fails an upload whose bytes ran past its length: its client and the server no longer agree on
+ * what the upload is, so nothing more of it is taken (its staging bytes are freed).
+ */
+async function deactivate(c: Context, id: string): Promise<void> {
+  await discard(c, id, { from: 'uploading', to: 'failed', now: c.now(), failure: 'a request brought bytes past the upload length' });
 }

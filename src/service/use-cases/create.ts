@@ -45,9 +45,10 @@ export async function createGrid(c: Context, owner: string, input: CreateUploadI
  * staging file then grows as bytes arrive.
  */
 export async function createStream(c: Context, owner: string, input: StreamUploadInput): Promise<Upload> {
-  checkNew(c, input.fileName, input.size);
+  const row = stream(c, owner, input, input.size ?? 0);
+  checkNew(c, row.fileName, input.size);
   checkMetadata(input.metadata);
-  return open(c, { ...stream(c, owner, input, input.size ?? 0), lengthDeferred: input.size === undefined, isPart: input.isPart });
+  return open(c, { ...row, lengthDeferred: input.size === undefined, isPart: input.isPart });
 }
 
 /**
@@ -55,7 +56,7 @@ export async function createStream(c: Context, owner: string, input: StreamUploa
  * own and is published, straight from the parts' files, once they are all complete.
  */
 export async function createComposed(c: Context, owner: string, partIds: string[], input: ComposeInput): Promise<Upload> {
-  checkNew(c, input.fileName, undefined);
+  if (input.fileName !== undefined) checkNew(c, input.fileName, undefined);
   checkMetadata(input.metadata);
   if (partIds.length === 0) throw new SluiceError('invalid_request', 'a composed upload needs at least one part');
   if (new Set(partIds).size !== partIds.length) throw new SluiceError('invalid_request', 'a part appears twice');
@@ -68,20 +69,22 @@ export async function createComposed(c: Context, owner: string, partIds: string[
     if (part.lengthDeferred) throw new SluiceError('invalid_request', `part upload ${partId} has no length yet`);
     size += part.size;
   }
-  checkNew(c, input.fileName, size);
-  const upload = await insert(c, { ...stream(c, owner, input, size), parts: partIds });
+  const row = stream(c, owner, input, size);
+  checkNew(c, row.fileName, size);
+  const upload = await insert(c, { ...row, parts: partIds });
   // Its parts may all be complete already (or become so later: see append).
   return publishIfComplete(c, upload.id);
 }
 
 /** A stream upload's row: no grid (one "chunk" as long as the file), no declared digest. */
 function stream(c: Context, owner: string, input: ComposeInput, size: number): NewUpload {
-  const { protocol, fileName, contentType, metadata, echo } = input;
+  const { protocol, contentType, metadata, echo } = input;
+  const row = fresh(c, owner);
   return {
-    ...fresh(c, owner),
+    ...row,
     layout: 'stream',
     protocol,
-    fileName,
+    fileName: input.fileName ?? `upload-${row.id}`,
     contentType,
     metadata,
     echo,

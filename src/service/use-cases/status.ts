@@ -23,6 +23,22 @@ export async function settled(c: Context, id: string): Promise<void> {
   await c.intake.settled(id, STREAM_END);
 }
 
+/**
+ * Ends an append still attached to a stream upload (its client may have given up on it; it
+ * records what arrived) and resolves once it has: the offset read next is the real one, and a
+ * request sent from it is accepted.
+ */
+export async function interrupted(c: Context, id: string): Promise<void> {
+  await c.intake.interrupt(id, STREAM_END);
+}
+
+/** Ends every append in flight, each recording what arrived and answered with `shutting_down`. */
+export async function stopAppends(c: Context): Promise<void> {
+  await c.intake.stopAll(
+    new SluiceError('shutting_down', 'the server is shutting down; resume from the recorded offset', {}, { headers: { 'retry-after': '5' } }),
+  );
+}
+
 /** Grid uploads that are not completed can miss chunks; stream uploads grow at their end. */
 function canMissChunks(upload: Upload): boolean {
   return upload.status !== 'completed' && upload.layout === 'grid';
