@@ -75,11 +75,12 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   const sweepIntervalMs = read('SWEEP_INTERVAL', 60_000, duration, 'a duration (e.g. 1m)');
   const idleTimeoutMs = read('IDLE_TIMEOUT', 60_000, duration, 'a duration (e.g. 60s)');
   // "1KiB/30s": a body must bring at least that many bytes in every such window.
-  const minBodyRate = read<{ bytes: number; windowMs: number } | undefined>(
+  // "0" turns the guard off: null while parsing (undefined would mean "not understood").
+  const minBodyRateOrOff = read<{ bytes: number; windowMs: number } | null>(
     'MIN_BODY_RATE',
     { bytes: 1024, windowMs: 30_000 },
     (r) => {
-      if (r.trim() === '0') return undefined;
+      if (r.trim() === '0') return null;
       const [b, w] = r.split('/');
       const n = b === undefined ? undefined : bytes(b);
       const ms = w === undefined ? undefined : duration(w);
@@ -87,6 +88,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     },
     'bytes per duration (e.g. 1KiB/30s) or 0',
   );
+  const minBodyRate = minBodyRateOrOff ?? undefined;
   const takeoverAfterMs = read('CHUNK_TAKEOVER_AFTER', 15_000, duration, 'a duration (e.g. 15s)');
   const shutdownTimeoutMs = read('SHUTDOWN_TIMEOUT', 15_000, duration, 'a duration (e.g. 15s)');
   const publicUrl = read<string | undefined>(

@@ -70,3 +70,10 @@ t.test('loadConfig: memory profile and GC pacing', async (t) => {
   const err = t.throws(() => loadConfig({ MEMORY_PROFILE: 'tiny', GC_EVERY: 'often' })) as ConfigError;
   t.same(err.problems, ['MEMORY_PROFILE="tiny" is not small or fast', 'GC_EVERY="often" is not a byte size (e.g. 1MiB) or 0']);
 });
+
+t.test('loadConfig: MIN_BODY_RATE is bytes per duration, or 0 for off', async (t) => {
+  t.same(loadConfig({}, '/srv').minBodyRate, { bytes: 1024, windowMs: 30_000 });
+  t.same(loadConfig({ MIN_BODY_RATE: '64KiB/10s' }, '/srv').minBodyRate, { bytes: 64 * 1024, windowMs: 10_000 });
+  t.equal(loadConfig({ MIN_BODY_RATE: '0' }, '/srv').minBodyRate, undefined, '0 turns the guard off');
+  t.throws(() => loadConfig({ MIN_BODY_RATE: 'fast' }, '/srv'), ConfigError);
+});
