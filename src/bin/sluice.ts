@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Api } from '../cli/api.js';
+import { Api, isGrid } from '../cli/api.js';
 import { EXIT, EXIT_HELP, exitCodeFor } from '../cli/exit-codes.js';
 import { Progress, type OutputMode } from '../cli/progress.js';
 import { uploadFile } from '../cli/upload.js';
@@ -75,8 +75,13 @@ program
   .action(async (id: string) => {
     const s = await api().status(id);
     const missing = s.missing_chunks ?? [];
+    // A stream upload (tus, IETF) is an offset of a length, which it may not know yet; no grid.
+    const length = s.size === undefined ? 'a length not known yet' : formatBytes(s.size);
+    const shape = isGrid(s)
+      ? `${s.chunks_received} of ${s.total_chunks} chunks`
+      : `appended, ${s.protocol}${s.parts ? `, composed of ${s.parts.length} parts` : ''}`;
     out(
-      `${s.id} ${s.status}: ${s.file_name}, ${formatBytes(s.bytes_received)} of ${formatBytes(s.size)} (${s.chunks_received} of ${s.total_chunks} chunks)` +
+      `${s.id} ${s.status}: ${s.file_name}, ${formatBytes(s.bytes_received)} of ${length} (${shape})` +
         (missing.length ? `\n  missing chunks: ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? ', ...' : ''}` : '') +
         (s.sha256 ? `\n  sha256 ${s.sha256}` : ''),
       s,
@@ -98,7 +103,12 @@ program
   .action(async () => {
     const all = await api().list();
     if (globals().json) for (const u of all) out('', u);
-    else for (const u of all) out(`${u.id}  ${u.status.padEnd(9)}  ${formatBytes(u.size).padStart(10)}  ${u.created_at}  ${u.file_name}`, u);
+    else
+      for (const u of all) {
+        const size = u.size === undefined ? '?' : formatBytes(u.size);
+        const parts = u.parts ? `  (${u.parts.length} parts)` : '';
+        out(`${u.id}  ${u.status.padEnd(9)}  ${size.padStart(10)}  ${u.created_at}  ${u.file_name}${parts}`, u);
+      }
   });
 
 program
@@ -112,7 +122,7 @@ program
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces
     const target = path.resolve(opts.output ?? (path.basename(info.file_name).replace(/[\u0000-\u001f]/g, '_') || id));
     const { body, size } = await client.download(id);
-    const progress = new Progress(mode(), path.basename(target), size || info.size);
+    const progress = new Progress(mode(), path.basename(target), size || (info.size ?? 0));
     const hash = createHash('sha256');
     const tmp = `${target}.sluice-part`;
     try {
@@ -137,7 +147,7 @@ program
       process.exit(EXIT.verification);
     }
     await fs.rename(tmp, target);
-    out(`${id}: ${formatBytes(size || info.size)} written to ${target}\n  sha256 ${digest} (verified)`, {
+    out(`${id}: ${formatBytes(size || (info.size ?? 0))} written to ${target}\n  sha256 ${digest} (verified)`, {
       event: 'downloaded',
       id,
       file: target,

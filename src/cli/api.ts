@@ -11,20 +11,33 @@ export class ApiError extends Error {
   }
 }
 
+/** An upload as the server shows it: a grid (native chunks) or a stream (tus, IETF) has its own fields. */
 export interface UploadInfo {
   id: string;
   file_name: string;
-  size: number;
-  chunk_size: number;
-  total_chunks: number;
+  layout: 'grid' | 'stream';
+  protocol: string;
+  /** Absent while a stream upload's length is not known yet. */
+  size?: number;
+  chunk_size?: number;
+  total_chunks?: number;
+  chunks_received?: number;
+  /** A composed stream upload's parts. */
+  parts?: string[];
   status: string;
-  chunks_received: number;
   bytes_received: number;
   missing_chunks?: number[];
   missing_chunks_next?: number;
   sha256?: string;
   location?: unknown;
   created_at: string;
+}
+
+/** A native (grid) upload: the one kind the CLI creates and resumes. */
+export type GridUpload = UploadInfo & { size: number; chunk_size: number; total_chunks: number; chunks_received: number };
+
+export function isGrid(u: UploadInfo): u is GridUpload {
+  return u.layout === 'grid';
 }
 
 export class Api {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { ApiError, type Api } from './api.js';
+import { ApiError, type Api, type GridUpload, isGrid } from './api.js';
 import { Progress, type OutputMode } from './progress.js';
 import { ResumeState } from './resume-state.js';
 
@@ -68,19 +68,21 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
   const key = ResumeState.key(api.server, absolute, stat.size, stat.mtimeMs);
   const label = path.basename(absolute);
 
-  let upload = undefined as Awaited<ReturnType<Api['status']>> | undefined;
+  let upload: GridUpload | undefined;
   const known = await state.get(key);
   if (known) {
     try {
       const found = await api.status(known);
-      if (found.size === stat.size && (found.status === 'uploading' || found.status === 'completed')) upload = found;
+      if (isGrid(found) && found.size === stat.size && (found.status === 'uploading' || found.status === 'completed')) upload = found;
     } catch (err) {
       if (!(err instanceof ApiError) || (err.status !== 404 && err.status !== 410)) throw err;
     }
   }
   const resumed = upload !== undefined;
   if (!upload) {
-    upload = await api.create({ file_name: label, size: stat.size, ...(opts.chunkSize && { chunk_size: opts.chunkSize }) });
+    const created = await api.create({ file_name: label, size: stat.size, ...(opts.chunkSize && { chunk_size: opts.chunkSize }) });
+    if (!isGrid(created)) throw new Error(`the server created upload ${created.id} without a chunk grid`);
+    upload = created;
     await state.set(key, upload.id);
   }
   const progress = new Progress(opts.mode, label, stat.size);

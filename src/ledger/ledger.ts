@@ -186,7 +186,7 @@ export interface Ledger {
   complete(id: string, sha256: string, location: StoredLocation, now: number): Promise<boolean>;
   /** A completed upload whose stored file is being deleted: -> `aborted`. */
   terminateCompleted(id: string, now: number): Promise<boolean>;
-  /** One page of an owner's uploads, newest first (keyset on created_at, id). */
+  /** One page of an owner's uploads, newest first (keyset on created_at, id); parts of a composed upload are left out (it lists them). */
   list(owner: string, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]>;
   /** Ids of uploads still `uploading` whose expiry time has passed. */
   dueForExpiry(now: number, limit: number): Promise<string[]>;

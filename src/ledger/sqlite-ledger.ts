@@ -94,6 +94,10 @@ function toChunk(row: ChunkRow): Chunk {
   return { index: row.idx, offset: row.offset, length: row.length, sha256: row.sha256, receivedAt: row.received_at };
 }
 
+/** `u` is not a part that some composed upload of its owner names. */
+const NOT_COMPOSED_PART = `NOT (u.is_part = 1 AND EXISTS (
+  SELECT 1 FROM uploads f WHERE f.owner = u.owner AND f.parts IS NOT NULL AND instr(f.parts, '"' || u.id || '"') > 0))`;
+
 const SQL = {
   insertUpload: `
     INSERT INTO uploads (id, owner, layout, protocol, file_name, content_type, metadata, size, chunk_size, total_chunks,
@@ -129,9 +133,10 @@ const SQL = {
     UPDATE uploads SET status = 'completed', location = @location, updated_at = @now, completed_at = @now
     WHERE id = @id AND status = 'uploading' AND is_part = 1`,
   deleteChunks: 'DELETE FROM chunks WHERE upload_id = ?',
-  listFirst: 'SELECT * FROM uploads WHERE owner = ? ORDER BY created_at DESC, id DESC LIMIT ?',
+  // A part of a composed upload is listed under it (its parts), not beside it.
+  listFirst: `SELECT * FROM uploads u WHERE owner = ? AND ${NOT_COMPOSED_PART} ORDER BY created_at DESC, id DESC LIMIT ?`,
   listPage: `
-    SELECT * FROM uploads WHERE owner = ? AND (created_at < ? OR (created_at = ? AND id < ?))
+    SELECT * FROM uploads u WHERE owner = ? AND ${NOT_COMPOSED_PART} AND (created_at < ? OR (created_at = ? AND id < ?))
     ORDER BY created_at DESC, id DESC LIMIT ?`,
   dueForExpiry: `SELECT id FROM uploads WHERE status = 'uploading' AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
   byStatus: 'SELECT id FROM uploads WHERE status = ?',

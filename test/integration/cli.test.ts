@@ -112,3 +112,59 @@ t.test('exit codes and messages follow the server error codes', async (t) => {
   t.equal(serveHelp.code, 0);
   t.match(serveHelp.stdout, /Environment[\s\S]*\n {2}DATA_DIR +SQLite ledger[\s\S]*\n {2}S3_BUCKET /, 'serve --help documents the environment');
 });
+
+t.test('tus and IETF uploads in the native view: a stream has no grid, partials are listed under their final', async (t) => {
+  const s = await startServer(t);
+  const work = await tmpDir(t);
+  const env = { SLUICE_SERVER: s.url, SLUICE_STATE_DIR: path.join(work, 'state') };
+  const tus = { 'tus-resumable': '1.0.0' };
+  // An unfinished tus upload: an offset of a length, no chunks.
+  const open = await http('POST', `${s.url}/files`, { headers: { ...tus, 'upload-length': '100', 'upload-metadata': `filename ${btoa('half.bin')}` } });
+  const openId = String(open.headers.location).split('/').pop() as string;
+  await http('PATCH', String(open.headers.location), {
+    headers: { ...tus, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+    body: 'x'.repeat(40),
+  });
+  const view = await http('GET', `${s.url}/v1/uploads/${openId}`);
+  t.match(view.body, { layout: 'stream', protocol: 'tus', size: 100, bytes_received: 40, missing_chunks: [], missing_chunks_count: 0 });
+  t.notOk('total_chunks' in view.body || 'chunks_received' in view.body || 'chunk_size' in view.body, 'no chunk grid');
+  const status = await sluice(['status', openId], env);
+  t.match(status.stdout, new RegExp(`${openId} uploading: half\\.bin, 40 B of 100 B \\(appended, tus\\)`));
+  // A deferred length is shown as unknown, not as 0.
+  const deferred = await http('POST', `${s.url}/files`, { headers: { ...tus, 'upload-defer-length': '1' } });
+  const deferredView = await http('GET', `${s.url}/v1/uploads/${String(deferred.headers.location).split('/').pop()}`);
+  t.notOk('size' in deferredView.body, 'no size while the length is deferred');
+  t.equal(deferredView.body.file_name, `upload-${deferredView.body.id}`, 'named by its id when the request names nothing');
+  // An IETF upload named by its Content-Disposition.
+  const ietf = await http('POST', `${s.url}/files`, {
+    headers: { 'upload-draft-interop-version': '8', 'upload-complete': '?1', 'content-disposition': 'inline; filename="photo.jpg"' },
+    body: 'jpeg bytes',
+  });
+  t.same([ietf.body.file_name, ietf.body.protocol, ietf.body.layout], ['photo.jpg', 'ietf', 'stream']);
+
+  // tus concatenation (tus-js-client parallelUploads makes these): the partials under the final.
+  const parts: string[] = [];
+  for (const piece of ['hello ', 'world']) {
+    const p = await http('POST', `${s.url}/files`, {
+      headers: { ...tus, 'upload-length': String(piece.length), 'upload-concat': 'partial', 'content-type': 'application/offset+octet-stream' },
+      body: piece,
+    });
+    parts.push(String(p.headers.location));
+  }
+  const final = await http('POST', `${s.url}/files`, {
+    headers: { ...tus, 'upload-concat': `final;${parts.join(' ')}`, 'upload-metadata': `filename ${btoa('hw.txt')}` },
+  });
+  const finalId = String(final.headers.location).split('/').pop() as string;
+  const ls = lines((await sluice(['--json', 'ls'], env)).stdout);
+  const ids = ls.map((u) => u.id);
+  t.ok(ids.includes(finalId), 'the final is listed');
+  for (const p of parts) t.notOk(ids.includes(p.split('/').pop()), 'its partials are not listed beside it');
+  const listed = ls.find((u) => u.id === finalId);
+  t.same(
+    listed?.parts,
+    parts.map((p) => p.split('/').pop()),
+    'they are listed under it, in order',
+  );
+  const plainLs = await sluice(['ls'], env);
+  t.match(plainLs.stdout, new RegExp(`${finalId}  completed .* hw\\.txt  \\(2 parts\\)`));
+});

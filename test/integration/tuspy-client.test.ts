@@ -16,13 +16,14 @@ const PYTHON = '/usr/bin/python3';
 const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures/tuspy-upload.py');
 const run = promisify(execFile);
 
-async function available(): Promise<boolean> {
-  if (!existsSync(PYTHON)) return false;
+async function unavailable(): Promise<string | false> {
+  const reason = "Debian's python3-tuspy is not installed (scripts/install-tuspy.sh installs it)";
+  if (!existsSync(PYTHON)) return reason;
   try {
     await run(PYTHON, ['-c', 'import tusclient']);
-    return true;
-  } catch {
     return false;
+  } catch {
+    return reason;
   }
 }
 
@@ -31,11 +32,7 @@ async function tuspy(...args: string[]): Promise<{ url: string; started: number;
   return JSON.parse(stdout.trim().split('\n').pop() as string);
 }
 
-t.test('tus-py-client', async (t) => {
-  if (!(await available())) {
-    t.skip('Debian python3-tuspy is not installed (scripts/install-tuspy.sh installs it)');
-    return;
-  }
+t.test('tus-py-client', { skip: await unavailable() }, async (t) => {
   const s = await startServer(t);
   const dir = await tmpDir(t);
   const endpoint = `${s.url}/files`;

@@ -2,20 +2,29 @@ import type { Upload } from '../../ledger/ledger.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-/** The JSON shape of an upload in the native API (snake_case, ISO times). */
+/**
+ * The JSON shape of an upload in the native API (snake_case, ISO times). A grid upload (chunks at
+ * offsets) shows its grid; a stream upload (tus, IETF: bytes appended at the end) has none, only
+ * an offset of a length - which it may not know yet - and, when composed, its parts.
+ */
 export function presentUpload(u: Upload) {
+  const done = u.status === 'completed';
+  const grid =
+    u.layout === 'grid'
+      ? { chunk_size: u.chunkSize, total_chunks: u.totalChunks, chunks_received: done ? u.totalChunks : u.chunksReceived }
+      : { ...(u.parts !== null && { parts: u.parts }) };
   return {
     id: u.id,
     file_name: u.fileName,
-    size: u.size,
-    chunk_size: u.chunkSize,
-    total_chunks: u.totalChunks,
+    layout: u.layout,
+    protocol: u.protocol,
+    ...(!u.lengthDeferred && { size: u.size }),
+    ...grid,
     status: u.status,
     content_type: u.contentType,
     metadata: u.metadata,
-    chunks_received: u.status === 'completed' ? u.totalChunks : u.chunksReceived,
-    bytes_received: u.status === 'completed' ? u.size : u.bytesReceived,
-    progress: u.status === 'completed' ? 1 : u.size === 0 ? 0 : u.bytesReceived / u.size,
+    bytes_received: done ? u.size : u.bytesReceived,
+    progress: done ? 1 : u.size === 0 || u.lengthDeferred ? 0 : u.bytesReceived / u.size,
     created_at: iso(u.createdAt),
     expires_at: iso(u.expiresAt),
     ...(u.completedAt !== null && { completed_at: iso(u.completedAt) }),
