@@ -305,3 +305,22 @@ t.test('interop 5, 6, 7 and 8 side by side on one server', async (t) => {
   const unknown = await http('POST', `${s.url}/files`, { headers: { 'upload-draft-interop-version': '9', 'upload-complete': '?1' }, body: 'x' });
   t.equal(unknown.status, 400, 'an interop version this server does not speak');
 });
+
+for (const v of [7, 8] as const) {
+  t.test(`interop ${v}: a draft client's optimistic creation breaks mid-body and resumes from the 104's Location`, async (t) => {
+    const { optimisticCreate, resume } = await import('../helpers/ietf-client.js');
+    const { s } = await server(t);
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const first = await optimisticCreate(`${s.url}/files`, v, data, 1024 * 1024);
+    t.equal(first.status, undefined, 'no final response: the connection broke');
+    t.ok(first.location, 'but the 104 gave the upload URL');
+    const resumed = await resume(first.location as string, v, data);
+    t.ok(resumed.offset > 0 && resumed.offset <= 1024 * 1024, `resumed from ${resumed.offset}`);
+    t.same([resumed.status, resumed.complete], [200, '?1']);
+    t.equal(JSON.parse(resumed.body).sha256, sha256(data));
+    t.equal(sha256(await stored(s, idOf(first.location as string))), sha256(data), 'the file is whole');
+
+    const whole = await optimisticCreate(`${s.url}/files`, v, data);
+    t.same([whole.status, whole.interim.map((i) => i.status)[0]], [200, 104], 'unbroken: a 104, then the 200');
+  });
+}
