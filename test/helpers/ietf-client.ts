@@ -69,7 +69,7 @@ export async function resume(
   const res = await fetch(location, {
     method: 'PATCH',
     headers: { ...v, 'upload-offset': String(offset), 'upload-complete': '?1', 'content-type': 'application/partial-upload' },
-    body: data.subarray(offset),
+    body: new Uint8Array(data.subarray(offset)),
   });
   return { offset, status: res.status, complete: res.headers.get('upload-complete'), body: await res.text() };
 }

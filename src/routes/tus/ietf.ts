@@ -33,8 +33,8 @@ type Headers = Record<string, string | string[] | undefined>;
 export function interopVersion(headers: Headers): Interop | undefined {
   const raw = headers[INTEROP_HEADER];
   if (raw === undefined) return undefined;
-  const value = sfItem(Array.isArray(raw) ? raw.join(',') : raw);
-  if (typeof value === 'number' && (SUPPORTED_INTEROP as readonly number[]).includes(value)) return value as Interop;
+  const value = sfInteger(Array.isArray(raw) ? raw.join(',') : raw);
+  if (value !== undefined && (SUPPORTED_INTEROP as readonly number[]).includes(value)) return value as Interop;
   throw new SluiceError('invalid_request', `Upload-Draft-Interop-Version ${String(raw)} is not supported (${SUPPORTED_INTEROP.join(', ')} are)`);
 }
 
@@ -60,8 +60,8 @@ export function integerField(headers: Headers, name: string, v: Interop): number
   if (v < 7) return nonNegativeInteger(headers, name);
   const raw = headers[name];
   if (typeof raw !== 'string') return undefined;
-  const value = sfItem(raw);
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && !raw.includes('.') ? value : undefined;
+  const value = sfInteger(raw);
+  return value !== undefined && value >= 0 ? value : undefined;
 }
 
 export interface Limits {
@@ -140,6 +140,13 @@ export function sendInterim(request: FastifyRequest, reply: FastifyReply, v: Int
   let head = 'HTTP/1.1 104 Upload Resumption Supported\r\n';
   for (const [name, value] of Object.entries(fields)) head += `${name}: ${value}\r\n`;
   socket.write(`${head}${INTEROP_HEADER}: ${v}\r\n\r\n`);
+}
+
+/** An Item whose value is an Integer (RFC 9651 §3.3.1), not a Decimal such as `8.0`. */
+function sfInteger(raw: string): number | undefined {
+  const value = sfItem(raw);
+  const bare = raw.split(';')[0]?.trim() ?? '';
+  return typeof value === 'number' && Number.isSafeInteger(value) && /^-?\d+$/.test(bare) ? value : undefined;
 }
 
 function sfItem(raw: string): unknown {
