@@ -15,6 +15,7 @@ import { healthRoutes } from './routes/health.js';
 import { chunkRoutes } from './routes/native/chunks.js';
 import { contentRoutes } from './routes/native/content.js';
 import { uploadRoutes } from './routes/native/uploads.js';
+import { partRoutes } from './routes/native/parts.js';
 import { tusErrorRenderer } from './routes/tus/tus-errors.js';
 import { tusRoutes } from './routes/tus/tus-routes.js';
 import { webRoutes } from './routes/web.js';
@@ -196,7 +197,16 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(metricsRoutes, { metrics, ledger });
   await app.register(webRoutes);
   const urls = { publicUrl: config.publicUrl, trustProxy: config.trustProxy };
-  await app.register(uploadRoutes, { service, urls, signer, signedUrlTtlMs: config.auth.signedUrlTtlMs, now: overrides.now ?? Date.now });
+  const routeNow = overrides.now ?? Date.now;
+  await app.register(uploadRoutes, {
+    service,
+    urls,
+    signer,
+    signedUrlTtlMs: config.auth.signedUrlTtlMs,
+    directUrlTtlMs: config.directUrlTtlMs,
+    now: routeNow,
+  });
+  await app.register(partRoutes, { service, urls, signer, directUrlTtlMs: config.directUrlTtlMs, now: routeNow });
   await app.register(chunkRoutes, { service });
   await app.register(contentRoutes, { service });
   await app.register(tusRoutes, {

@@ -52,6 +52,8 @@ export interface Config {
   userQuota: number | undefined;
   /** MIME patterns (`image/*`, `application/pdf`) a finished file must match; undefined for any. */
   allowedTypes: string[] | undefined;
+  /** Lifetime of a direct upload's part URLs (presigned S3 requests, or this server's signed chunk URLs). */
+  directUrlTtlMs: number;
   /** Largest request head in bytes; larger ones get 431. */
   maxHeaderSize: number;
   /** Time a client has to send the request head (slow-loris guard). */

@@ -89,6 +89,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     'bytes per duration (e.g. 1KiB/30s) or 0',
   );
   const minBodyRate = minBodyRateOrOff ?? undefined;
+  const directUrlTtlMs = read('DIRECT_URL_TTL', 3600_000, duration, 'a duration (e.g. 1h)');
   const takeoverAfterMs = read('CHUNK_TAKEOVER_AFTER', 15_000, duration, 'a duration (e.g. 15s)');
   const shutdownTimeoutMs = read('SHUTDOWN_TIMEOUT', 15_000, duration, 'a duration (e.g. 15s)');
   const publicUrl = read<string | undefined>(
@@ -286,6 +287,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     idleTimeoutMs,
     minBodyRate,
     takeoverAfterMs,
+    directUrlTtlMs,
     shutdownTimeoutMs,
     publicUrl,
     tusPath,

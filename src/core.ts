@@ -1,3 +1,4 @@
+import type { DirectStore } from './storage/direct-store.js';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyBaseLogger } from 'fastify';
@@ -33,6 +34,15 @@ export interface Core {
 /** A reason the server cannot start that the operator can fix; main prints it and exits 1. */
 export class StartupError extends Error {
   override name = 'StartupError';
+}
+
+/** Where direct uploads go: the S3 bucket's multipart uploads, next to the S3 store's finals. */
+async function createDirect(config: Config, store: FileStore): Promise<DirectStore | undefined> {
+  const storage = config.storage;
+  if (storage.backend !== 's3' || store.backend !== 's3') return undefined;
+  const [{ S3Direct }, { S3Store, createS3Client }] = await Promise.all([import('./storage/s3-direct.js'), import('./storage/s3-store.js')]);
+  const finals = store instanceof S3Store ? store : new S3Store(createS3Client(storage), storage);
+  return new S3Direct(finals.client, storage, finals);
 }
 
 async function createStore(config: Config): Promise<FileStore> {
@@ -72,11 +82,13 @@ export async function openCore(config: Config, log: FastifyBaseLogger, overrides
     throw err;
   }
   const ledger = new SqliteLedger(db);
+  const direct = await createDirect(config, store);
   const service = new UploadService({
     config,
     ledger,
     staging,
     store,
+    direct,
     log,
     ...(overrides.now && { now: overrides.now }),
     ...(overrides.statfs && { statfs: overrides.statfs }),

@@ -79,7 +79,7 @@ program
     const length = s.size === undefined ? 'a length not known yet' : formatBytes(s.size);
     const shape = isGrid(s)
       ? `${s.chunks_received} of ${s.total_chunks} chunks`
-      : `appended, ${s.protocol}${s.parts ? `, composed of ${s.parts.length} parts` : ''}`;
+      : `appended, ${s.protocol}${s.part_uploads ? `, composed of ${s.part_uploads.length} parts` : ''}`;
     out(
       `${s.id} ${s.status}: ${s.file_name}, ${formatBytes(s.bytes_received)} of ${length} (${shape})` +
         (missing.length ? `\n  missing chunks: ${missing.slice(0, 20).join(', ')}${missing.length > 20 ? ', ...' : ''}` : '') +
@@ -106,7 +106,7 @@ program
     else
       for (const u of all) {
         const size = u.size === undefined ? '?' : formatBytes(u.size);
-        const parts = u.parts ? `  (${u.parts.length} parts)` : '';
+        const parts = u.part_uploads ? `  (${u.part_uploads.length} parts)` : '';
         out(`${u.id}  ${u.status.padEnd(9)}  ${size.padStart(10)}  ${u.created_at}  ${u.file_name}${parts}`, u);
       }
   });

@@ -23,7 +23,8 @@ export interface UploadInfo {
   total_chunks?: number;
   chunks_received?: number;
   /** A composed stream upload's parts. */
-  parts?: string[];
+  part_uploads?: string[];
+  transfer?: 'server' | 'direct';
   status: string;
   bytes_received: number;
   missing_chunks?: number[];

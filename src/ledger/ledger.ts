@@ -54,6 +54,51 @@ export interface Upload {
   isPart: boolean;
   /** For a composed upload: the ids of its parts, in order; it has no bytes of its own. */
   parts: string[] | null;
+  /**
+   * `server`: the bytes come through this server; `direct`: the client sends them straight to the
+   * store (its own part URLs), and reports each part it sent.
+   */
+  transfer: Transfer;
+  /** A direct upload's multipart upload in the store (the store's own reference, never read here). */
+  multipart: string | null;
+}
+
+export type Transfer = 'server' | 'direct';
+
+/** A part of a direct upload: what the client reported sending (`etag`), or only declared. */
+export interface DirectPart {
+  index: number;
+  length: number;
+  /** The SHA-256 the client declared before sending (signed into its URL), lowercase hex. */
+  declaredSha256: string | null;
+  /** The store's ETag for the part, once the client reported it; null while only declared. */
+  etag: string | null;
+  /** The part's SHA-256 as the client reported it. */
+  sha256: string | null;
+  reportedAt: number | null;
+}
+
+export type ReportPartResult =
+  | { kind: 'recorded'; upload: Upload }
+  /** The same part reported again (sent again: the store keeps the last one). */
+  | { kind: 'replaced'; upload: Upload }
+  | { kind: 'not_writable'; upload: Upload | undefined };
+
+/** The parts of direct uploads (`transfer: direct`); part `index` is the store's part number - 1. */
+export interface PartLedger {
+  /** Records SHA-256s a client declared for parts it is about to send (kept for their URLs). */
+  declare(uploadId: string, parts: { index: number; length: number; sha256: string }[]): Promise<void>;
+  /** Records a sent part: counted once, guarded by `uploading`; a repeat replaces its ETag. */
+  report(uploadId: string, part: { index: number; length: number; etag: string; sha256: string | null }, now: number): Promise<ReportPartResult>;
+  /** Parts from `from` on, ascending, at most `limit`. */
+  list(uploadId: string, from: number, limit: number): Promise<DirectPart[]>;
+  /** Indexes below `total` not reported yet, ascending, from `from` on, at most `limit`. */
+  missing(uploadId: string, total: number, limit: number, from?: number): Promise<number[]>;
+  /**
+   * A finish that found damaged parts: `finishing` -> `uploading` on a new multipart upload, with
+   * only `kept` reported (their ETags in the new one); every other part must be sent again.
+   */
+  restart(uploadId: string, multipart: string, kept: { index: number; etag: string }[], now: number, failure: string): Promise<boolean>;
 }
 
 export interface Chunk {
@@ -86,7 +131,7 @@ export type NewUpload = Pick<
   | 'createdAt'
   | 'expiresAt'
 > &
-  Partial<Pick<Upload, 'lengthDeferred' | 'echo' | 'isPart' | 'parts'>>;
+  Partial<Pick<Upload, 'lengthDeferred' | 'echo' | 'isPart' | 'parts' | 'transfer' | 'multipart'>>;
 
 /** Per-owner limits checked atomically with the insert of a new upload. */
 export interface OwnerLimits {
@@ -140,6 +185,8 @@ export interface Discard {
 }
 
 export interface Ledger {
+  /** The parts of direct uploads. */
+  readonly parts: PartLedger;
   /**
    * Creates an upload unless its owner already has `limits.maxActive` unfinished uploads, the new
    * one would take their reservations past `limits.quota`, or the disk cannot hold it next to every

@@ -120,4 +120,21 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE chunks;
   ALTER TABLE chunks_v4 RENAME TO chunks;
   `,
+  // 5: direct uploads - the client sends parts straight to the store and reports them; an upload
+  // says how its bytes travel, and keeps the store's multipart reference. A part's declared
+  // SHA-256 (signed into its URL) is kept until it is reported with its ETag.
+  `
+  ALTER TABLE uploads ADD COLUMN transfer TEXT NOT NULL DEFAULT 'server' CHECK (transfer IN ('server', 'direct'));
+  ALTER TABLE uploads ADD COLUMN multipart TEXT;
+  CREATE TABLE direct_parts (
+    upload_id       TEXT NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    idx             INTEGER NOT NULL CHECK (idx >= 0),
+    length          INTEGER NOT NULL CHECK (length >= 0),
+    declared_sha256 TEXT,
+    etag            TEXT,
+    sha256          TEXT,
+    reported_at     INTEGER,
+    PRIMARY KEY (upload_id, idx)
+  ) WITHOUT ROWID;
+  `,
 ];

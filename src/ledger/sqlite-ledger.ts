@@ -1,6 +1,8 @@
 import type { Statement, Transaction } from 'better-sqlite3';
 import { checkpoint, type Db } from './database.js';
 import { GroupCommit } from './group-commit.js';
+import { SqliteParts } from './sqlite-parts.js';
+import { type ChunkRow, type UploadRow, bumped, toChunk, toUpload } from './sqlite-rows.js';
 import type {
   AppendResult,
   Chunk,
@@ -19,81 +21,6 @@ import type {
   UploadStatus,
 } from './ledger.js';
 
-interface UploadRow {
-  id: string;
-  owner: string;
-  layout: Upload['layout'];
-  protocol: Upload['protocol'];
-  file_name: string;
-  content_type: string;
-  metadata: string;
-  size: number;
-  chunk_size: number;
-  total_chunks: number;
-  expected_sha256: string | null;
-  status: UploadStatus;
-  chunks_received: number;
-  bytes_received: number;
-  sha256: string | null;
-  location: string | null;
-  failure: string | null;
-  created_at: number;
-  updated_at: number;
-  expires_at: number;
-  completed_at: number | null;
-  length_deferred: number;
-  echo: string | null;
-  is_part: number;
-  parts: string | null;
-}
-
-interface ChunkRow {
-  idx: number;
-  offset: number;
-  length: number;
-  sha256: string;
-  received_at: number;
-}
-
-function toUpload(row: UploadRow): Upload {
-  return {
-    id: row.id,
-    owner: row.owner,
-    layout: row.layout,
-    protocol: row.protocol,
-    fileName: row.file_name,
-    contentType: row.content_type,
-    metadata: JSON.parse(row.metadata) as Record<string, string>,
-    size: row.size,
-    chunkSize: row.chunk_size,
-    totalChunks: row.total_chunks,
-    expectedSha256: row.expected_sha256,
-    status: row.status,
-    chunksReceived: row.chunks_received,
-    bytesReceived: row.bytes_received,
-    sha256: row.sha256,
-    location: row.location === null ? null : (JSON.parse(row.location) as StoredLocation),
-    failure: row.failure,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    expiresAt: row.expires_at,
-    completedAt: row.completed_at,
-    lengthDeferred: row.length_deferred === 1,
-    echo: row.echo === null ? null : (JSON.parse(row.echo) as Record<string, string>),
-    isPart: row.is_part === 1,
-    parts: row.parts === null ? null : (JSON.parse(row.parts) as string[]),
-  };
-}
-
-/** The upload as bumpCounters leaves it (one more range of `length` bytes), without reading it again. */
-function bumped(upload: Upload, length: number, now: number): Upload {
-  return { ...upload, chunksReceived: upload.chunksReceived + 1, bytesReceived: upload.bytesReceived + length, updatedAt: now };
-}
-
-function toChunk(row: ChunkRow): Chunk {
-  return { index: row.idx, offset: row.offset, length: row.length, sha256: row.sha256, receivedAt: row.received_at };
-}
-
 /** `u` is not a part that some composed upload of its owner names. */
 const NOT_COMPOSED_PART = `NOT (u.is_part = 1 AND EXISTS (
   SELECT 1 FROM uploads f WHERE f.owner = u.owner AND f.parts IS NOT NULL AND instr(f.parts, '"' || u.id || '"') > 0))`;
@@ -101,9 +28,11 @@ const NOT_COMPOSED_PART = `NOT (u.is_part = 1 AND EXISTS (
 const SQL = {
   insertUpload: `
     INSERT INTO uploads (id, owner, layout, protocol, file_name, content_type, metadata, size, chunk_size, total_chunks,
-                         expected_sha256, status, created_at, updated_at, expires_at, length_deferred, echo, is_part, parts)
+                         expected_sha256, status, created_at, updated_at, expires_at, length_deferred, echo, is_part, parts,
+                         transfer, multipart)
     VALUES (@id, @owner, @layout, @protocol, @fileName, @contentType, @metadata, @size, @chunkSize, @totalChunks,
-            @expectedSha256, 'uploading', @createdAt, @createdAt, @expiresAt, @lengthDeferred, @echo, @isPart, @parts)`,
+            @expectedSha256, 'uploading', @createdAt, @createdAt, @expiresAt, @lengthDeferred, @echo, @isPart, @parts,
+            @transfer, @multipart)`,
   getUpload: 'SELECT * FROM uploads WHERE id = ?',
   getChunk: 'SELECT idx, offset, length, sha256, received_at FROM chunks WHERE upload_id = ? AND idx = ?',
   chunkPage: 'SELECT idx, offset, length, sha256, received_at FROM chunks WHERE upload_id = ? AND idx >= ? ORDER BY idx LIMIT ?',
@@ -133,6 +62,7 @@ const SQL = {
     UPDATE uploads SET status = 'completed', location = @location, updated_at = @now, completed_at = @now
     WHERE id = @id AND status = 'uploading' AND is_part = 1`,
   deleteChunks: 'DELETE FROM chunks WHERE upload_id = ?',
+  deleteParts: 'DELETE FROM direct_parts WHERE upload_id = ?',
   // A part of a composed upload is listed under it (its parts), not beside it.
   listFirst: `SELECT * FROM uploads u WHERE owner = ? AND ${NOT_COMPOSED_PART} ORDER BY created_at DESC, id DESC LIMIT ?`,
   listPage: `
@@ -158,9 +88,9 @@ const SQL = {
   // does not count them yet. Composed uploads hold no bytes of their own.
   outstanding: `
     SELECT COALESCE(SUM(size - bytes_received), 0) AS outstanding FROM uploads
-    WHERE status IN ('uploading', 'finishing') AND length_deferred = 0 AND (parts IS NULL OR @copies = 1)`,
+    WHERE status IN ('uploading', 'finishing') AND length_deferred = 0 AND (parts IS NULL OR @copies = 1) AND transfer = 'server'`,
   activeStats: `
-    SELECT COUNT(*) AS active, COALESCE(SUM(bytes_received), 0) AS stagedBytes FROM uploads
+    SELECT COUNT(*) AS active, COALESCE(SUM(CASE WHEN transfer = 'server' THEN bytes_received ELSE 0 END), 0) AS stagedBytes FROM uploads
     WHERE status IN ('uploading', 'finishing')`,
 } as const;
 
@@ -174,6 +104,7 @@ type Stmts = { [K in keyof typeof SQL]: Statement };
 export class SqliteLedger implements Ledger {
   private readonly s: Stmts;
   private readonly group: GroupCommit;
+  readonly parts: SqliteParts;
   // Created once rather than per call (it showed in per-chunk profiles; BENCHMARKS.md item 13).
   private readonly recordChunkTx: Transaction<(id: string, chunk: Chunk, fence: Fence) => RecordChunkResult>;
   private readonly recordExtentTx: Transaction<(id: string, extent: Extent, now: number, quota: number | undefined, fence: Fence) => AppendResult>;
@@ -186,6 +117,7 @@ export class SqliteLedger implements Ledger {
   constructor(readonly db: Db) {
     this.group = new GroupCommit(db);
     this.s = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)])) as Stmts;
+    this.parts = new SqliteParts(db, this.group, (id) => this.read(id));
     this.recordChunkTx = db.transaction((id: string, chunk: Chunk, fence: Fence): RecordChunkResult => {
       if (!fence()) return { kind: 'fenced' };
       const upload = this.read(id);
@@ -241,12 +173,15 @@ export class SqliteLedger implements Ledger {
         echo: u.echo ? JSON.stringify(u.echo) : null,
         isPart: u.isPart ? 1 : 0,
         parts: u.parts ? JSON.stringify(u.parts) : null,
+        transfer: u.transfer ?? 'server',
+        multipart: u.multipart ?? null,
       });
       return { kind: 'created', upload: this.read(u.id) as Upload };
     });
     this.discardTx = db.transaction((id: string, how: Discard): boolean => {
       if (this.s.transition.run({ id, from: how.from, to: how.to, now: how.now, failure: how.failure ?? null }).changes !== 1) return false;
       this.s.deleteChunks.run(id);
+      this.s.deleteParts.run(id);
       return true;
     });
     this.reopenTx = db.transaction((id: string, indexes: number[], now: number, failure: string): boolean => {

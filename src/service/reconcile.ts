@@ -20,7 +20,8 @@ export interface ReconcileDeps {
  * - `finishing`: published already (the crash came between publishing and recording it) →
  *   completed, with the digest the store kept or one computed now; its bytes still staged →
  *   back to `uploading`, to be finished again; neither → failed.
- * - `uploading` with no staging file → failed (its bytes are gone).
+ * - `uploading` with no staging file → failed (its bytes are gone); a direct upload has none (its
+ *   parts are in the store) and goes on.
  * - staging files no unfinished upload owns → removed.
  * - leftovers of interrupted publishes (temporary files, S3 multipart uploads) → removed.
  */
@@ -36,7 +37,8 @@ export async function reconcile({ ledger, staging, store, log, now }: ReconcileD
       for (const part of upload.parts ?? []) await staging.remove(part);
       report.completed++;
       log.warn({ uploadId: id, event: 'recovered_completed' }, 'upload was published before the stop: recorded as completed');
-    } else if (await hasStagedBytes(staging, upload)) {
+    } else if (upload.transfer === 'direct' || (await hasStagedBytes(staging, upload))) {
+      // (A direct upload's parts are in the store; finishing again assembles or reuses them.)
       await ledger.transition(id, 'finishing', 'uploading', now());
       report.resumed++;
       log.warn({ uploadId: id, event: 'recovered_finishing' }, 'upload was finishing at the stop: it can be finished again');
@@ -48,7 +50,7 @@ export async function reconcile({ ledger, staging, store, log, now }: ReconcileD
   }
   for (const id of await ledger.idsWithStatus('uploading')) {
     const upload = (await ledger.get(id)) as Upload;
-    if (await hasStagedBytes(staging, upload)) continue;
+    if (upload.transfer === 'direct' || (await hasStagedBytes(staging, upload))) continue;
     await ledger.discard(id, { from: 'uploading', to: 'failed', now: now(), failure: 'its staging file was missing at start-up' });
     report.failed++;
     log.error({ uploadId: id, event: 'staging_missing' }, 'upload has no staging file: marked failed');

@@ -1,6 +1,8 @@
+import type { DirectStore, PartTarget } from '../storage/direct-store.js';
+import { createDirect, type DirectPartView, directPartUrl, directParts, reportPart } from './use-cases/direct.js';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../config.js';
-import type { Ledger, StoredLocation, Upload } from '../ledger/ledger.js';
+import type { Chunk, Ledger, StoredLocation, Upload } from '../ledger/ledger.js';
 import { bodyBudget, descriptorLimit } from '../lib/descriptors.js';
 import { createGcPacer } from '../lib/gc-pacer.js';
 import { statFs, type StatFs } from '../storage/disk-space.js';
@@ -40,6 +42,8 @@ export interface ServiceDeps {
   ledger: Ledger;
   staging: StagingArea;
   store: FileStore;
+  /** Where direct uploads go (the S3 backend); none with local storage. */
+  direct?: DirectStore | undefined;
   log: Logger;
   now?: () => number;
   statfs?: StatFs;
@@ -97,6 +101,8 @@ export class UploadService {
       emit,
       intake,
       digests,
+      direct: deps.direct,
+      directJobs: new Map(),
       publisher: new Publisher({
         ledger: deps.ledger,
         staging: deps.staging,
@@ -110,9 +116,18 @@ export class UploadService {
       }),
     };
     this.c = c;
+    this.directBackend = deps.direct ? 'store' : 'local';
   }
 
   create = (owner: string, input: CreateUploadInput): Promise<Upload> => createGrid(this.c, owner, input);
+  /** Direct uploads (see use-cases/direct.ts): the client sends parts straight to the store. */
+  readonly directBackend: 'store' | 'local';
+  createDirect = (owner: string, input: CreateUploadInput, partSha256?: string[]): Promise<Upload> => createDirect(this.c, owner, input, partSha256);
+  directParts = (upload: Upload, from: number, limit: number): Promise<DirectPartView[]> => directParts(this.c, upload, from, limit);
+  directPartUrl = (owner: string, id: string, index: number, sha256?: string): Promise<PartTarget> => directPartUrl(this.c, owner, id, index, sha256);
+  /** Recorded chunks from index `from` on (a local direct upload's parts are its chunks). */
+  receivedChunks = (upload: Upload, from: number, limit: number): Promise<Chunk[]> => this.c.ledger.chunks(upload.id, from, limit);
+  reportPart = (owner: string, id: string, index: number, etag: string, sha256?: string): Promise<Upload> => reportPart(this.c, owner, id, index, etag, sha256);
   createStream = (owner: string, input: StreamUploadInput): Promise<Upload> => createStream(this.c, owner, input);
   createComposed = (owner: string, partIds: string[], input: ComposeInput): Promise<Upload> => createComposed(this.c, owner, partIds, input);
 
@@ -135,7 +150,8 @@ export class UploadService {
   append = (owner: string, id: string, req: AppendRequest): Promise<Upload> => append(this.c, owner, id, req);
 
   /** Finishes a grid upload (see use-cases/finish.ts); `done` settles when it is stored. */
-  startFinish = (owner: string, id: string, sha256?: string): Promise<{ upload: Upload; done: Promise<Upload> }> => startFinish(this.c, owner, id, sha256);
+  startFinish = (owner: string, id: string, sha256?: string, parts?: { index: number; etag: string }[]): Promise<{ upload: Upload; done: Promise<Upload> }> =>
+    startFinish(this.c, owner, id, sha256, parts);
   async finish(owner: string, id: string, sha256?: string): Promise<Upload> {
     return (await this.startFinish(owner, id, sha256)).done;
   }

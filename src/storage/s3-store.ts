@@ -63,7 +63,7 @@ export class S3Store implements FileStore {
   readonly backend = 's3' as const;
 
   constructor(
-    private readonly client: S3Client,
+    readonly client: S3Client,
     private readonly config: S3Config,
   ) {}
 
@@ -143,12 +143,16 @@ export class S3Store implements FileStore {
     }
   }
 
-  /** Aborts multipart uploads under the prefix that a crash left open (S3 keeps charging for them). */
+  /**
+   * Aborts multipart uploads under the prefix that a crash left open (S3 keeps charging for them).
+   * Direct uploads' multipart uploads (under `.staging/`) are clients' work in progress: they are
+   * aborted with their upload (abort, expiry), never here.
+   */
   async cleanupIncomplete(): Promise<number> {
     let aborted = 0;
     const list = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.config.bucket, Prefix: this.config.prefix }));
     for (const upload of list.Uploads ?? []) {
-      if (!upload.Key || !upload.UploadId) continue;
+      if (!upload.Key || !upload.UploadId || upload.Key.startsWith(`${this.config.prefix}.staging/`)) continue;
       await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.config.bucket, Key: upload.Key, UploadId: upload.UploadId }));
       aborted++;
     }

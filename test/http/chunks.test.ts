@@ -20,7 +20,18 @@ t.test('a chunk is written at its offset, hashed and recorded; the receipt repor
   const { s, up, part, chunkRows } = await setup(t);
   const res = await putChunk(s.url, up.id, 1, part(1));
   t.equal(res.status, 200);
-  t.same(res.body, { index: 1, offset: 1000, length: 1000, sha256: sha256(part(1)), chunks_received: 1, bytes_received: 1000, total_chunks: 3 });
+  t.same(res.body, {
+    index: 1,
+    offset: 1000,
+    length: 1000,
+    sha256: sha256(part(1)),
+    chunks_received: 1,
+    bytes_received: 1000,
+    total_chunks: 3,
+    part_number: 2,
+    etag: `"${sha256(part(1))}"`,
+  });
+  t.equal(res.headers.etag, `"${sha256(part(1))}"`, 'the ETag header is the chunk SHA-256');
   t.same(chunkRows(), [{ idx: 1, offset: 1000, length: 1000, sha256: sha256(part(1)) }], 'ledger row');
   const staged = await fs.readFile(path.join(s.dataDir, 'staging', up.id));
   t.same(staged.subarray(1000, 2000), part(1), 'bytes at the chunk offset');

@@ -161,7 +161,7 @@ t.test('tus and IETF uploads in the native view: a stream has no grid, partials 
   for (const p of parts) t.notOk(ids.includes(p.split('/').pop()), 'its partials are not listed beside it');
   const listed = ls.find((u) => u.id === finalId);
   t.same(
-    listed?.parts,
+    listed?.part_uploads,
     parts.map((p) => p.split('/').pop()),
     'they are listed under it, in order',
   );

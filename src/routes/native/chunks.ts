@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../errors.js';
 import { HEADER_CONTENT_RANGE, clientSha256, parseContentRange, single } from '../../http/chunk-headers.js';
 import type { ChunkAddress, ChunkReceipt as Receipt, UploadService } from '../../service/upload-service.js';
@@ -40,7 +40,7 @@ export const chunkRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }> 
       config: { signedUrl: true },
       schema: { tags: ['chunks'], summary: 'Upload one chunk by index', params: ChunkParams, response: { 200: ChunkReceipt, ...problems } },
     },
-    async (request) => present(await receive(request, request.params.id, { index: Number(request.params.index) })),
+    async (request, reply) => present(reply, await receive(request, request.params.id, { index: Number(request.params.index) })),
   );
 
   app.put(
@@ -54,15 +54,21 @@ export const chunkRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }> 
         response: { 200: ChunkReceipt, ...problems },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const header = single(request.headers[HEADER_CONTENT_RANGE], 'Content-Range');
       if (header === undefined) throw new SluiceError('invalid_range', 'Content-Range is required: bytes <first>-<last>/<size>');
-      return present(await receive(request, request.params.id, { range: parseContentRange(header) }));
+      return present(reply, await receive(request, request.params.id, { range: parseContentRange(header) }));
     },
   );
 };
 
-function present({ chunk, upload }: Receipt) {
+/**
+ * A chunk's receipt. Its ETag is its SHA-256: a client of direct uploads (seed 003's local mode)
+ * reads it from the header or the body and reports it at finish, as it would an S3 part's.
+ */
+function present(reply: FastifyReply, { chunk, upload }: Receipt) {
+  const etag = `"${chunk.sha256}"`;
+  reply.header('etag', etag);
   return {
     index: chunk.index,
     offset: chunk.offset,
@@ -71,5 +77,7 @@ function present({ chunk, upload }: Receipt) {
     chunks_received: upload.chunksReceived,
     bytes_received: upload.bytesReceived,
     total_chunks: upload.totalChunks,
+    part_number: chunk.index + 1,
+    etag,
   };
 }

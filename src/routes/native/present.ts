@@ -12,12 +12,13 @@ export function presentUpload(u: Upload) {
   const grid =
     u.layout === 'grid'
       ? { chunk_size: u.chunkSize, total_chunks: u.totalChunks, chunks_received: done ? u.totalChunks : u.chunksReceived }
-      : { ...(u.parts !== null && { parts: u.parts }) };
+      : { ...(u.parts !== null && { part_uploads: u.parts }) };
   return {
     id: u.id,
     file_name: u.fileName,
     layout: u.layout,
     protocol: u.protocol,
+    transfer: u.transfer,
     ...(!u.lengthDeferred && { size: u.size }),
     ...grid,
     status: u.status,

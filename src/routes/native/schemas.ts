@@ -15,11 +15,61 @@ export const CreateUploadBody = Type.Object(
     chunk_size: Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER })),
     content_type: Type.Optional(Type.String({ maxLength: 255, pattern: '^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\\s*;.*)?$' })),
     metadata: Type.Optional(Type.Record(Type.String({ maxLength: 128 }), Type.String({ maxLength: 4096 }), { maxProperties: 64 })),
+    transfer: Type.Optional(
+      Type.Union([Type.Literal('server'), Type.Literal('direct')], {
+        description: 'direct: the answer lists part URLs and the client PUTs each part to its URL (straight to S3 with the S3 backend)',
+      }),
+    ),
+    part_sha256: Type.Optional(
+      Type.Array(Sha256Hex, { maxItems: 10_000, description: "direct: each part's SHA-256, in order; S3 refuses a part with other bytes" }),
+    ),
   },
   { additionalProperties: false },
 );
 
-export const FinishBody = Type.Object({ sha256: Type.Optional(Sha256Hex) }, { additionalProperties: false });
+const PartNumber = Type.Integer({ minimum: 1, maximum: 10_000 });
+
+export const FinishBody = Type.Object(
+  {
+    sha256: Type.Optional(Sha256Hex),
+    parts: Type.Optional(
+      Type.Array(Type.Object({ part_number: PartNumber, etag: Type.String({ minLength: 1, maxLength: 200 }) }, { additionalProperties: false }), {
+        maxItems: 10_000,
+        description: 'direct: the parts sent and their ETags (instead of reporting each one)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const PartParams = Type.Object({ id: Type.String({ format: 'uuid' }), n: Type.String({ pattern: '^[1-9][0-9]{0,4}$' }) });
+export const PartsQuery = Type.Object(
+  {
+    from: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,4}$', description: 'first part number, default 1' })),
+    limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]{0,2}|1000)$', description: '1 to 1000 parts, default 100' })),
+  },
+  { additionalProperties: false },
+);
+export const PartUrlBody = Type.Object({ sha256: Type.Optional(Sha256Hex) }, { additionalProperties: false });
+export const PartReportBody = Type.Object(
+  { etag: Type.String({ minLength: 1, maxLength: 200 }), sha256: Type.Optional(Sha256Hex) },
+  { additionalProperties: false },
+);
+
+export const PartTarget = Type.Object({
+  part_number: Type.Integer(),
+  size: Type.Integer(),
+  url: Type.Optional(Type.String({ description: 'PUT the part here (absent once the upload takes no more parts)' })),
+  method: Type.Optional(Type.Literal('PUT')),
+  headers: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'send these headers as given: they are signed' })),
+  expires_at: Type.Optional(Type.String({ format: 'date-time' })),
+  etag: Type.Optional(Type.String({ description: 'the ETag reported for it' })),
+  sha256: Type.Optional(Type.String()),
+});
+export const PartList = Type.Object({
+  parts: Type.Array(PartTarget),
+  next_part: Type.Optional(Type.Integer({ description: 'the next page starts here' })),
+});
 
 export const IdParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
 export const ChunkParams = Type.Object({
@@ -77,7 +127,10 @@ const uploadFields = {
   chunk_size: Type.Optional(Type.Integer({ description: 'grid uploads only' })),
   total_chunks: Type.Optional(Type.Integer({ description: 'grid uploads only' })),
   chunks_received: Type.Optional(Type.Integer({ description: 'grid uploads only' })),
-  parts: Type.Optional(Type.Array(Type.String({ format: 'uuid' }), { description: 'A composed stream upload (tus concatenation): its parts, in order' })),
+  part_uploads: Type.Optional(
+    Type.Array(Type.String({ format: 'uuid' }), { description: 'A composed stream upload (tus concatenation): its parts, in order' }),
+  ),
+  transfer: Type.Union([Type.Literal('server'), Type.Literal('direct')]),
   status: UploadStatus,
   content_type: Type.String(),
   metadata: Type.Record(Type.String(), Type.String()),
@@ -112,7 +165,14 @@ export const UploadStatusBody = Type.Object({
   ),
 });
 
-export const CreatedUpload = Type.Object({ ...uploadFields, ...signedUrlFields });
+export const CreatedUpload = Type.Object({
+  ...uploadFields,
+  ...signedUrlFields,
+  part_size: Type.Optional(Type.Integer({ description: 'direct: every part but the last is this long' })),
+  parts: Type.Optional(Type.Array(PartTarget, { description: 'direct: the first page of part URLs' })),
+  next_part: Type.Optional(Type.Integer({ description: 'direct: GET /v1/uploads/{id}/parts?from= this for the rest' })),
+  expires_in: Type.Optional(Type.Integer({ description: 'direct: seconds the part URLs stay valid' })),
+});
 
 export const ChunkReceipt = Type.Object({
   index: Type.Integer(),
@@ -122,6 +182,8 @@ export const ChunkReceipt = Type.Object({
   chunks_received: Type.Integer(),
   bytes_received: Type.Integer(),
   total_chunks: Type.Integer(),
+  part_number: Type.Integer({ description: 'index + 1, for clients of direct uploads' }),
+  etag: Type.String({ description: "the chunk's SHA-256, quoted; also the ETag header" }),
 });
 
 export const FinishResult = Type.Object({

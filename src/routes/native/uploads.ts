@@ -5,6 +5,7 @@ import type { UploadService } from '../../service/upload-service.js';
 import type { FastifyRequest } from 'fastify';
 import { absoluteUrl, type UrlOptions } from '../../http/urls.js';
 import type { UrlSigner } from '../../http/signed-url.js';
+import { partTargets } from './parts.js';
 import { decodeCursor, encodeCursor, presentUpload } from './present.js';
 import {
   CreateUploadBody,
@@ -25,8 +26,12 @@ export interface NativeRouteOptions {
   urls: UrlOptions;
   signer: UrlSigner;
   signedUrlTtlMs: number;
+  directUrlTtlMs: number;
   now: () => number;
 }
+
+/** Part URLs in a direct upload's creation answer; GET .../parts?from= pages through the rest. */
+const FIRST_PARTS = 100;
 
 /** Missing chunk indexes per status answer unless the client asks for another page size. */
 const MISSING_PAGE = 1000;
@@ -34,7 +39,8 @@ const MISSING_PAGE = 1000;
 const problems = { 400: Problem, 404: Problem, 409: Problem, 410: Problem, 413: Problem, 422: Problem, 503: Problem };
 
 /** Create, inspect, list, finish and abort uploads: thin translations to the upload service. */
-export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async (app, { service, urls, signer, signedUrlTtlMs, now }) => {
+export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async (app, { service, urls, signer, signedUrlTtlMs, directUrlTtlMs, now }) => {
+  const parts = partTargets({ service, urls, signer, directUrlTtlMs, now });
   // JSON only: a text/plain body is refused (415) rather than parsed and half-validated.
   app.removeContentTypeParser('text/plain');
   // "JSON text exchanged between systems that are not part of a closed ecosystem MUST be encoded
@@ -66,20 +72,42 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
     { schema: { tags: ['uploads'], summary: 'Create an upload session', body: CreateUploadBody, response: { 201: CreatedUpload, ...problems } } },
     async (request, reply) => {
       const b = request.body;
-      const upload = await service.create(request.owner, {
+      const input = {
         fileName: b.file_name,
         size: b.size,
         sha256: b.sha256?.toLowerCase(),
         chunkSize: b.chunk_size,
         contentType: b.content_type,
         metadata: b.metadata,
-      });
+      };
+      const direct = b.transfer === 'direct';
+      const partSha256 = b.part_sha256?.map((d) => d.toLowerCase());
+      if (partSha256 && !direct) throw new SluiceError('invalid_request', 'part_sha256 is for direct uploads ("transfer": "direct")');
+      // With local storage a direct upload's parts are this server's chunks, at signed chunk URLs.
+      const upload =
+        direct && service.directBackend === 'store' ? await service.createDirect(request.owner, input, partSha256) : await service.create(request.owner, input);
       request.log = request.log.child({ uploadId: upload.id });
       const url = absoluteUrl(request, urls, `/v1/uploads/${upload.id}`);
+      const first = direct ? await parts.page(request, upload, 0, FIRST_PARTS) : undefined;
+      if (first && partSha256 && service.directBackend === 'local') {
+        for (const p of first.parts) {
+          const digest = partSha256[p.part_number - 1];
+          if (digest && p.headers) p.headers['x-chunk-sha256'] = digest;
+        }
+      }
       return reply
         .code(201)
         .header('location', url)
-        .send({ ...presentUpload(upload), ...signedUrls(request, upload.id) });
+        .send({
+          ...presentUpload(upload),
+          ...signedUrls(request, upload.id),
+          ...(first && {
+            part_size: upload.chunkSize,
+            parts: first.parts,
+            ...(first.next_part !== undefined && { next_part: first.next_part }),
+            expires_in: Math.floor(directUrlTtlMs / 1000),
+          }),
+        });
     },
   );
 
@@ -150,7 +178,8 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
       },
     },
     async (request, reply) => {
-      const { upload, done } = await service.startFinish(request.owner, request.params.id, request.body?.sha256?.toLowerCase());
+      const reported = request.body?.parts?.map((p) => ({ index: p.part_number - 1, etag: p.etag }));
+      const { upload, done } = await service.startFinish(request.owner, request.params.id, request.body?.sha256?.toLowerCase(), reported);
       // RFC 7240: respond-async lets the server answer before the work is done.
       if (upload.status !== 'completed' && /(^|[,;\s])respond-async([,;\s]|$)/i.test(String(request.headers.prefer ?? ''))) {
         return reply

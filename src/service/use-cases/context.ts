@@ -1,3 +1,4 @@
+import type { DirectStore } from '../../storage/direct-store.js';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../../config.js';
 import { SluiceError } from '../../errors.js';
@@ -23,6 +24,10 @@ export interface Context {
   intake: Intake;
   digests: RunningDigests;
   publisher: Publisher;
+  /** Where direct uploads go (the S3 backend); undefined with local storage. */
+  direct: DirectStore | undefined;
+  /** Direct uploads being finished (a second finish joins the first). */
+  directJobs: Map<string, Promise<Upload>>;
 }
 
 /** The lease key of a stream upload's end: one request appends at a time. */

@@ -95,7 +95,7 @@ function stream(c: Context, owner: string, input: ComposeInput, size: number): N
   };
 }
 
-function fresh(c: Context, owner: string) {
+export function fresh(c: Context, owner: string) {
   const now = c.now();
   return { id: randomUUID(), owner, createdAt: now, expiresAt: now + c.config.uploadTtlMs };
 }
@@ -115,10 +115,13 @@ async function open(c: Context, u: NewUpload): Promise<Upload> {
  * Inserts a new upload within its owner's limits (MAX_ACTIVE_UPLOADS_PER_USER, USER_QUOTA) and
  * within the disk's free space (DISK_RESERVE kept free), before any byte is accepted.
  */
-async function insert(c: Context, u: NewUpload): Promise<Upload> {
-  const { free, total } = await c.statfs(c.config.dataDir);
+export async function insert(c: Context, u: NewUpload, opts: { localDisk: boolean } = { localDisk: true }): Promise<Upload> {
   // A local store writes a composed upload's parts into a new file: that copy needs room too.
-  const disk = { free, margin: reserveMargin(total, c.config.diskReserve), copies: c.store.backend === 'local' };
+  let disk: { free: number; margin: number; copies: boolean } | undefined;
+  if (opts.localDisk) {
+    const { free, total } = await c.statfs(c.config.dataDir);
+    disk = { free, margin: reserveMargin(total, c.config.diskReserve), copies: c.store.backend === 'local' };
+  }
   const result = await c.ledger.create(u, { maxActive: c.config.maxActiveUploadsPerUser, quota: c.config.userQuota }, disk);
   switch (result.kind) {
     case 'created':
@@ -127,7 +130,7 @@ async function insert(c: Context, u: NewUpload): Promise<Upload> {
     case 'no_space':
       throw new SluiceError(
         'insufficient_storage',
-        `${u.size} bytes do not fit: ${result.free} free, ${result.outstanding} promised to unfinished uploads, ${disk.margin} kept in reserve`,
+        `${u.size} bytes do not fit: ${result.free} free, ${result.outstanding} promised to unfinished uploads, ${disk?.margin ?? 0} kept in reserve`,
       );
     case 'too_many':
       throw new SluiceError('too_many_uploads', `${result.active} unfinished uploads: finish or abort some first`, {

@@ -10,9 +10,16 @@ import { status } from './status.js';
  * the upload was not in `how.from` (someone else moved it first; nothing changed).
  */
 export async function discard(c: Context, id: string, how: Discard): Promise<boolean> {
+  const upload = await c.ledger.get(id);
   if (!(await c.ledger.discard(id, how))) return false;
   c.digests.forget(id);
   await c.staging.remove(id);
+  // A direct upload's parts are in the store: its multipart upload (or assembled object) goes too.
+  if (upload?.transfer === 'direct' && upload.multipart !== null && c.direct) {
+    await c.direct
+      .discard(upload.multipart)
+      .catch((err: unknown) => c.log.warn({ uploadId: id, err, event: 'direct_discard_failed' }, "removing a direct upload's parts from the store failed"));
+  }
   return true;
 }
 

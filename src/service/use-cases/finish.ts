@@ -1,6 +1,7 @@
 import { SluiceError } from '../../errors.js';
 import type { Upload } from '../../ledger/ledger.js';
 import { hasAllBytes, notWritable, type Context } from './context.js';
+import { finishDirect } from './direct-finish.js';
 import { status } from './status.js';
 
 /**
@@ -9,7 +10,13 @@ import { status } from './status.js';
  * stored or storing failed. The job belongs to the service, not to a request: a client that
  * disconnects does not cancel it, and a second finish joins it.
  */
-export async function startFinish(c: Context, owner: string, id: string, sha256?: string): Promise<{ upload: Upload; done: Promise<Upload> }> {
+export async function startFinish(
+  c: Context,
+  owner: string,
+  id: string,
+  sha256?: string,
+  parts?: { index: number; etag: string }[],
+): Promise<{ upload: Upload; done: Promise<Upload> }> {
   const upload = await status(c, owner, id);
   if (upload.status === 'completed') {
     if (sha256 !== undefined && sha256 !== upload.sha256) {
@@ -29,6 +36,19 @@ export async function startFinish(c: Context, owner: string, id: string, sha256?
   }
   const expected = sha256 ?? upload.expectedSha256;
   if (expected === null) throw new SluiceError('sha256_required', 'give the whole-file sha256 when creating or finishing the upload');
+  if (upload.transfer === 'direct') {
+    const done = finishDirect(c, upload, expected, parts);
+    done.catch(() => {});
+    return { upload, done };
+  }
+  // The parts a client of direct uploads reports against this server's own part URLs: their ETags
+  // are the chunks' SHA-256s.
+  for (const part of parts ?? []) {
+    const chunk = await c.ledger.getChunk(id, part.index);
+    if (chunk && chunk.sha256 !== part.etag.replace(/"/g, '')) {
+      throw new SluiceError('chunk_conflict', `part ${part.index + 1} was received with ETag "${chunk.sha256}", not ${part.etag}`, { index: part.index });
+    }
+  }
 
   const missing = await c.ledger.missingChunks(id, upload.totalChunks, 1000);
   if (missing.length > 0) {

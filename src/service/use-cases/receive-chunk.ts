@@ -17,6 +17,9 @@ export async function receiveChunk(c: Context, owner: string, id: string, addres
   if (upload.layout !== 'grid') {
     throw new SluiceError('upload_not_writable', `upload ${id} takes its bytes in order at its end, not as chunks`, { upload_status: upload.status });
   }
+  if (upload.transfer === 'direct') {
+    throw new SluiceError('upload_not_writable', `upload ${id} is a direct upload: its parts go to their part URLs`, { upload_status: upload.status });
+  }
   const span = resolveSpan(upload, address);
   if (body.declaredLength !== undefined && body.declaredLength !== span.length) {
     throw new SluiceError('chunk_length_mismatch', `chunk ${span.index} is ${span.length} bytes, the request declares ${body.declaredLength}`, {
