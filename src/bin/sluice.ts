@@ -61,9 +61,10 @@ program
   .argument('<file...>')
   .option('--chunk-size <size>', "chunk size (default: the server's)", bytesOption)
   .option('--parallel <n>', 'chunks in flight', positiveInt, 4)
-  .action(async (files: string[], opts: { chunkSize?: number; parallel: number }) => {
+  .option('--direct', "send the parts straight to the server's store (S3) instead of through the server")
+  .action(async (files: string[], opts: { chunkSize?: number; parallel: number; direct?: boolean }) => {
     for (const file of files) {
-      const r = await uploadFile(api(), file, { chunkSize: opts.chunkSize, parallel: opts.parallel, mode: mode() });
+      const r = await uploadFile(api(), file, { chunkSize: opts.chunkSize, parallel: opts.parallel, mode: mode(), direct: opts.direct === true });
       out(`${file}: uploaded ${formatBytes(r.size)} as ${r.id}\n  sha256 ${r.sha256}\n  location ${JSON.stringify(r.location)}`, { event: 'done', ...r });
     }
   });

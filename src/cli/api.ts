@@ -82,8 +82,32 @@ export class Api {
     return json as T;
   }
 
-  create(body: { file_name: string; size: number; chunk_size?: number; content_type?: string }): Promise<UploadInfo> {
+  create(body: { file_name: string; size: number; chunk_size?: number; content_type?: string; transfer?: 'direct' }): Promise<UploadInfo> {
     return this.call('POST', '/v1/uploads', body);
+  }
+  /** A direct upload's URL for part `n` (1-based); with its SHA-256, the store checks the bytes. */
+  partUrl(id: string, n: number, sha256: string): Promise<{ url: string; method: 'PUT'; headers: Record<string, string> }> {
+    return this.call('POST', `/v1/uploads/${encodeURIComponent(id)}/parts/${n}/url`, { sha256 });
+  }
+  reportPart(id: string, n: number, etag: string, sha256: string): Promise<UploadInfo> {
+    return this.call('PUT', `/v1/uploads/${encodeURIComponent(id)}/parts/${n}`, { etag, sha256 });
+  }
+  /**
+   * PUTs a part to its URL - the store's (S3) or this server's own - and returns the ETag it
+   * answered. Errors are ApiErrors, so the same retry rules apply.
+   */
+  async putPart(target: { url: string; headers: Record<string, string> }, bytes: Uint8Array): Promise<string> {
+    let res: Response;
+    try {
+      res = await fetch(target.url, { method: 'PUT', headers: target.headers, body: bytes as Uint8Array<ArrayBuffer> });
+    } catch (err) {
+      throw new ApiError(0, 'network_error', `cannot reach the part URL: ${(err as Error).message}`);
+    }
+    const text = await res.text();
+    if (!res.ok) throw new ApiError(res.status, res.status === 403 ? 'part_url_refused' : `http_${res.status}`, text.slice(0, 300) || res.statusText);
+    const etag = res.headers.get('etag');
+    if (!etag) throw new ApiError(res.status, 'no_etag', 'the part URL answered without an ETag (a bucket CORS rule must expose ETag)');
+    return etag;
   }
   status(id: string, missingAfter?: number): Promise<UploadInfo> {
     const query = missingAfter === undefined ? '' : `?missing_after=${missingAfter}&missing_limit=10000`;

@@ -11,6 +11,8 @@ export interface UploadOptions {
   mode: OutputMode;
   /** Attempts per chunk before giving up (network errors, 5xx, 429, chunk_in_progress). */
   attempts?: number;
+  /** Send the parts straight to the store (a direct upload), not through the server. */
+  direct?: boolean;
   state?: ResumeState;
 }
 
@@ -73,14 +75,20 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
   if (known) {
     try {
       const found = await api.status(known);
-      if (isGrid(found) && found.size === stat.size && (found.status === 'uploading' || found.status === 'completed')) upload = found;
+      const sameTransfer = (found.transfer === 'direct') === (opts.direct === true) || found.status === 'completed';
+      if (isGrid(found) && sameTransfer && found.size === stat.size && (found.status === 'uploading' || found.status === 'completed')) upload = found;
     } catch (err) {
       if (!(err instanceof ApiError) || (err.status !== 404 && err.status !== 410)) throw err;
     }
   }
   const resumed = upload !== undefined;
   if (!upload) {
-    const created = await api.create({ file_name: label, size: stat.size, ...(opts.chunkSize && { chunk_size: opts.chunkSize }) });
+    const created = await api.create({
+      file_name: label,
+      size: stat.size,
+      ...(opts.chunkSize && { chunk_size: opts.chunkSize }),
+      ...(opts.direct && { transfer: 'direct' as const }),
+    });
     if (!isGrid(created)) throw new Error(`the server created upload ${created.id} without a chunk grid`);
     upload = created;
     await state.set(key, upload.id);
@@ -115,7 +123,8 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
         }
         const id = upload.id;
         await pool.run(async () => {
-          await sendChunk(api, id, i, buf, opts.attempts ?? 8);
+          if (opts.direct) await sendPart(api, id, i, buf, opts.attempts ?? 8);
+          else await sendChunk(api, id, i, buf, opts.attempts ?? 8);
           progress.add(length);
         });
       }
@@ -133,6 +142,27 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
     return { file, id: done.id, sha256, size: done.size, location: done.location, resumed };
   } finally {
     progress.stop();
+  }
+}
+
+/**
+ * A direct upload's part: a URL that signs its SHA-256, the PUT to it, then the report of its
+ * ETag. A refused URL (expired) is asked for again on the next attempt.
+ */
+async function sendPart(api: Api, id: string, index: number, bytes: Buffer, attempts: number): Promise<void> {
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const target = await api.partUrl(id, index + 1, sha256);
+      const etag = await api.putPart(target, bytes);
+      await api.reportPart(id, index + 1, etag, sha256);
+      return;
+    } catch (err) {
+      const refused = err instanceof ApiError && err.code === 'part_url_refused';
+      if ((!retryable(err) && !refused) || attempt >= attempts) throw err;
+      const backoff = Math.min(15_000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random());
+      await sleep((err as ApiError).retryAfterMs ?? backoff);
+    }
   }
 }
 

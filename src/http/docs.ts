@@ -16,6 +16,7 @@ const OPENAPI = (version: string): FastifyDynamicSwaggerOptions['openapi'] => ({
   tags: [
     { name: 'uploads', description: 'Upload sessions' },
     { name: 'chunks', description: 'Chunk bodies (application/octet-stream)' },
+    { name: 'direct', description: 'Direct uploads: part URLs for the store (S3) or this server, and the parts sent' },
     { name: 'operations', description: 'Health and metrics' },
   ],
   components: {

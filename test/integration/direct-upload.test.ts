@@ -232,3 +232,59 @@ t.test('local storage: the same client code against this server own part URLs (E
   });
   t.same([mismatch.status, mismatch.body.code], [409, 'chunk_conflict'], 'a reported ETag that is not the part received');
 });
+
+t.test('sluice upload --direct: parts to S3 (or to this server with local storage), the same resume rules', async (t) => {
+  const { execFile } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const { randomFile } = await import('../helpers/server.js');
+  const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/server/sluice.js');
+  const run = (args: string[], env: Record<string, string>) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      ),
+    );
+  const s3 = await startS3(t);
+  const work = await tmpDir(t);
+  for (const backend of ['s3', 'local'] as const) {
+    const s = await startServer(t, { env: backend === 's3' ? s3.env : {} });
+    const src = await randomFile(work, 11 * MiB + 3, `${backend}.bin`);
+    const env = { SLUICE_SERVER: s.url, SLUICE_STATE_DIR: path.join(work, `state-${backend}`) };
+    const up = await run(['--json', 'upload', '--direct', '--chunk-size', '5MiB', src.file], env);
+    t.equal(up.code, 0, up.stderr);
+    const done = up.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((e) => e.event === 'done');
+    t.equal(done.sha256, src.sha256, `${backend}: the file's SHA-256`);
+    const status = await http('GET', `${s.url}/v1/uploads/${done.id}`);
+    t.same([status.body.status, status.body.transfer], ['completed', backend === 's3' ? 'direct' : 'server']);
+    if (backend === 's3') t.equal(sha256((await s3.get(status.body.location.key)).body), src.sha256, 'in the bucket');
+  }
+});
+
+t.test('direct uploads: bad input gets a 4xx with a stable code', async (t) => {
+  const s3 = await startS3(t);
+  const s = await startServer(t, { env: s3.env });
+  const create = (json: Record<string, unknown>) => http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'x', transfer: 'direct', ...json } });
+  t.same((await create({ size: 20 * MiB, chunk_size: MiB })).body.code, 'chunk_size_out_of_range', 'parts under 5 MiB');
+  t.same((await create({ size: 0 })).body.code, 'invalid_request', 'an empty direct upload');
+  t.same((await create({ size: 6 * MiB, chunk_size: 5 * MiB, part_sha256: ['a', 'b'] })).status, 400, 'part_sha256 not hex');
+  t.same(
+    (await create({ size: 6 * MiB, chunk_size: 5 * MiB, part_sha256: Array(3).fill(sha256('x')) })).body.code,
+    'invalid_request',
+    'more digests than parts',
+  );
+  const served = await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'y', size: 10, part_sha256: [sha256('x')] } });
+  t.same(served.body.code, 'invalid_request', 'part_sha256 without transfer: direct');
+  const up = (await create({ size: 6 * MiB, chunk_size: 5 * MiB })).body;
+  t.same((await http('PUT', `${s.url}/v1/uploads/${up.id}/parts/3`, { json: { etag: 'e' } })).body.code, 'invalid_range', 'a part past the last');
+  t.equal((await http('PUT', `${s.url}/v1/uploads/${up.id}/parts/0`, { json: { etag: 'e' } })).status, 400, 'part 0');
+  t.equal((await http('PUT', `${s.url}/v1/uploads/${up.id}/parts/1`, { json: {} })).status, 400, 'no etag');
+  const chunk = await http('PUT', `${s.url}/v1/uploads/${up.id}/chunks/0`, { body: 'x', headers: { 'content-type': 'application/octet-stream' } });
+  t.same([chunk.status, chunk.body.code], [409, 'upload_not_writable'], 'a direct upload takes no chunks through the server');
+  const other = (await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'z', size: 10 } })).body;
+  t.same((await http('PUT', `${s.url}/v1/uploads/${other.id}/parts/1`, { json: { etag: 'e' } })).body.code, 'upload_not_writable', 'not a direct upload');
+  t.same((await http('POST', `${s.url}/v1/uploads/${up.id}/finish`, { json: {} })).body.code, 'sha256_required');
+});
