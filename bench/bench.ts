@@ -7,6 +7,7 @@
  *   npm run bench -- --quick                                 smoke run (about a minute; CI runs it)
  *   --json FILE writes every measurement as JSON as well; --env K=V (repeatable) sets sluice's
  *   environment, e.g. --env MEMORY_PROFILE=fast; --only single,chunks,... picks cases;
+ *   (`direct` is a case too: a direct upload to s3rver, sluice's CPU and bytes read for it);
  *   --before DIR adds a second sluice, `node DIR/main.js` (another build's dist/server), to every
  *   case sluice runs, interleaved with it, so that a change is measured against the build before it.
  *
@@ -17,7 +18,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -25,7 +25,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseBytes } from '../src/lib/units.js';
+import { directCase, directReport } from './direct.js';
 import { envArgs } from './env-args.js';
+import { cpuSeconds, readStatus } from './proc.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MiB = 1024 * 1024;
@@ -139,21 +141,6 @@ async function stopTarget(t: Target): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 // Process accounting
-
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-// /proc is read directly (never by spawning a process): the sampler must not steal the CPU it measures.
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may contain spaces): utime is 14th, stime 15th overall.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-
-function readStatus(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0) * 1024;
-}
 
 /** Resets the peak-RSS mark (VmHWM) so each run reports its own peak; sampling backs it up. */
 async function resetPeak(pid: number): Promise<boolean> {
@@ -602,11 +589,14 @@ async function main(): Promise<void> {
       results.push({ case: 'dd', target: 'dd', round, bytes: SIZE, requests: 0, seconds: (performance.now() - t0) / 1000, cpu: 0, peakRss: 0 });
       await fs.rm(ddOut, { force: true });
     }
+    // Direct uploads (#26): the parts go straight to an S3-compatible server; sluice's share of it.
+    const direct = !only || only.includes('direct') ? await directCase(ROOT, work, data, SIZE, ROUNDS, CHUNK) : undefined;
     console.log('');
     for (const line of report(results, targets)) console.log(line);
     console.log('');
     console.log('Targets (ratios in this run):');
     for (const line of targetsMet(results)) console.log(line);
+    if (direct) for (const line of directReport(direct)) console.log(line);
     if (values.json)
       await fs.writeFile(
         values.json,

@@ -11,12 +11,12 @@ import {
   UploadPartCommand,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
-import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { S3Config } from '../config.js';
 import type { StoredLocation } from '../ledger/ledger.js';
 import { attachment } from '../lib/disposition.js';
 import type { DirectStore, PartTarget, PromoteInput } from './direct-store.js';
 import { partSizeFor } from './part-size.js';
+import { PartPresigner } from './part-presigner.js';
 import type { S3Store } from './s3-store.js';
 
 interface Ref {
@@ -40,11 +40,15 @@ const status = (err: unknown) => (err as { $metadata?: { httpStatusCode?: number
  * rule (AbortIncompleteMultipartUpload) removes abandoned multipart uploads there.
  */
 export class S3Direct implements DirectStore {
+  private readonly presigner: PartPresigner;
+
   constructor(
     private readonly client: S3Client,
     private readonly config: S3Config,
     private readonly finals: S3Store,
-  ) {}
+  ) {
+    this.presigner = new PartPresigner(client, config.region);
+  }
 
   private stagingKey(id: string): string {
     return `${this.config.prefix}.staging/${id}`;
@@ -60,18 +64,8 @@ export class S3Direct implements DirectStore {
   async partUrl(ref: string, partNumber: number, opts: { sha256?: string | undefined; expiresInSeconds: number }): Promise<PartTarget> {
     const { key, uploadId } = parse(ref);
     const checksum = opts.sha256 === undefined ? undefined : Buffer.from(opts.sha256, 'hex').toString('base64');
-    const command = new UploadPartCommand({
-      Bucket: this.config.bucket,
-      Key: key,
-      UploadId: uploadId,
-      PartNumber: partNumber,
-      ...(checksum && { ChecksumSHA256: checksum }),
-    });
     // The checksum stays a signed header (not hoisted into the query), which S3 checks against the body.
-    const url = await getSignedUrl(this.client, command, {
-      expiresIn: opts.expiresInSeconds,
-      ...(checksum && { unhoistableHeaders: new Set(['x-amz-checksum-sha256']) }),
-    });
+    const url = await this.presigner.url({ bucket: this.config.bucket, key, uploadId, partNumber, checksum, expiresInSeconds: opts.expiresInSeconds });
     return {
       url,
       method: 'PUT',
