@@ -32,4 +32,6 @@ t.test('npm run bench -- --quick runs every case on sluice, @tus/server and the 
   }
   t.match(stdout, /\| case \| server \| rate/, 'prints the table');
   t.match(stdout, /Targets \(ratios in this run\):\n- (met|NOT met): native 16 MiB chunks/, 'prints the targets');
+  t.match(stdout, /direct upload \(parts straight to S3\): sluice [\d.]+ CPU-s\/GiB of its own/, 'measures a direct upload to s3rver');
+  t.match(stdout, /- (met|NOT met): and under 1 MiB of received bytes per GiB/);
 });
