@@ -73,6 +73,11 @@ export interface Config {
   /** Received body bytes between young-generation collections that free socket buffers; 0 leaves it to V8. */
   gcEveryBytes: number;
   storage: StorageConfig;
+  /**
+   * Where native chunks are staged until finish: `local` (DATA_DIR/staging) or `s3` (each chunk
+   * streamed into a part of a multipart upload in the bucket; no staging file on local disk).
+   */
+  stagingBackend: 'local' | 's3';
 }
 
 export type MemoryProfile = 'small' | 'fast';

@@ -230,6 +230,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   const gcEveryBytes = read('GC_EVERY', 4 * 1024 * 1024, (r) => (r.trim() === '0' ? 0 : bytes(r)), 'a byte size (e.g. 1MiB) or 0');
   const headersTimeoutMs = read('HEADERS_TIMEOUT', 20_000, duration, 'a duration (e.g. 20s)');
   const backend = read('STORAGE_BACKEND', 'local', (r) => (r === 'local' || r === 's3' ? r : undefined), 'a storage backend (local or s3)');
+  const stagingBackend = read<'local' | 's3'>('STAGING_BACKEND', 'local', (r) => (r === 'local' || r === 's3' ? r : undefined), 'local or s3');
+  if (stagingBackend === 's3' && backend !== 's3') problems.push('STAGING_BACKEND=s3 needs STORAGE_BACKEND=s3 (the parts are staged in its bucket)');
   let storage: StorageConfig = { backend: 'local' };
   if (backend === 's3') {
     const bool = flag;
@@ -306,5 +308,6 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     memoryProfile,
     gcEveryBytes,
     storage,
+    stagingBackend,
   };
 }

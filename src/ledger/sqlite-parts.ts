@@ -26,7 +26,7 @@ const SQL = {
     WHERE id = @id AND status = 'uploading'`,
   page: 'SELECT idx, length, declared_sha256, etag, sha256, reported_at FROM direct_parts WHERE upload_id = ? AND idx >= ? ORDER BY idx LIMIT ?',
   reported: 'SELECT idx FROM direct_parts WHERE upload_id = ? AND etag IS NOT NULL AND idx >= ? ORDER BY idx',
-  status: "SELECT status FROM uploads WHERE id = ? AND transfer = 'direct'",
+  status: 'SELECT status FROM uploads WHERE id = ? AND multipart IS NOT NULL',
   forget: 'UPDATE direct_parts SET etag = NULL, sha256 = NULL, reported_at = NULL WHERE upload_id = ?',
   keep: 'UPDATE direct_parts SET etag = @etag, reported_at = @now WHERE upload_id = @id AND idx = @index',
   recount: `
@@ -68,7 +68,7 @@ export class SqliteParts implements PartLedger {
     this.s = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)])) as Stmts;
     this.reportTx = db.transaction((id, part, now) => {
       const upload = this.read(id);
-      if (!upload || upload.status !== 'uploading' || upload.transfer !== 'direct') return { kind: 'not_writable', upload };
+      if (!upload || upload.status !== 'uploading' || upload.multipart === null) return { kind: 'not_writable', upload };
       const existing = this.s.get.get(id, part.index) as PartRow | undefined;
       this.s.upsertReport.run({ id, ...part, now });
       if (existing?.etag) return { kind: 'replaced', upload };

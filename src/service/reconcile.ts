@@ -37,8 +37,8 @@ export async function reconcile({ ledger, staging, store, log, now }: ReconcileD
       for (const part of upload.parts ?? []) await staging.remove(part);
       report.completed++;
       log.warn({ uploadId: id, event: 'recovered_completed' }, 'upload was published before the stop: recorded as completed');
-    } else if (upload.transfer === 'direct' || (await hasStagedBytes(staging, upload))) {
-      // (A direct upload's parts are in the store; finishing again assembles or reuses them.)
+    } else if (upload.multipart !== null || (await hasStagedBytes(staging, upload))) {
+      // (Parts in the store - a direct upload, or chunks staged there - are assembled or reused again.)
       await ledger.transition(id, 'finishing', 'uploading', now());
       report.resumed++;
       log.warn({ uploadId: id, event: 'recovered_finishing' }, 'upload was finishing at the stop: it can be finished again');
@@ -50,7 +50,7 @@ export async function reconcile({ ledger, staging, store, log, now }: ReconcileD
   }
   for (const id of await ledger.idsWithStatus('uploading')) {
     const upload = (await ledger.get(id)) as Upload;
-    if (upload.transfer === 'direct' || (await hasStagedBytes(staging, upload))) continue;
+    if (upload.multipart !== null || (await hasStagedBytes(staging, upload))) continue;
     await ledger.discard(id, { from: 'uploading', to: 'failed', now: now(), failure: 'its staging file was missing at start-up' });
     report.failed++;
     log.error({ uploadId: id, event: 'staging_missing' }, 'upload has no staging file: marked failed');

@@ -33,6 +33,11 @@ export interface DirectStore {
   begin(id: string): Promise<string>;
   /** A presigned part upload; with `sha256` (hex), the store itself refuses other bytes. */
   partUrl(ref: string, partNumber: number, opts: { sha256?: string | undefined; expiresInSeconds: number }): Promise<PartTarget>;
+  /**
+   * Streams `length` bytes into part `partNumber` (this server staging a chunk there); with
+   * `sha256` (hex) the store checks them. Returns the part's ETag.
+   */
+  uploadPart(ref: string, partNumber: number, body: Readable, length: number, sha256: string | undefined, signal: AbortSignal): Promise<string>;
   /** Assembles the parts at the staging key. Idempotent: a staging object already there is kept. */
   complete(ref: string, parts: { partNumber: number; etag: string }[]): Promise<void>;
   /** Streams the staging object, or bytes `start`..`end` (inclusive) of it. */

@@ -74,6 +74,24 @@ export class S3Direct implements DirectStore {
     };
   }
 
+  async uploadPart(ref: string, partNumber: number, body: Readable, length: number, sha256: string | undefined, signal: AbortSignal): Promise<string> {
+    const { key, uploadId } = parse(ref);
+    const out = await this.client.send(
+      new UploadPartCommand({
+        Bucket: this.config.bucket,
+        Key: key,
+        UploadId: uploadId,
+        PartNumber: partNumber,
+        Body: body,
+        ContentLength: length,
+        ...(sha256 && { ChecksumSHA256: Buffer.from(sha256, 'hex').toString('base64') }),
+      }),
+      // A body that fails (the client went away, too many bytes) ends the request to the store.
+      { abortSignal: signal },
+    );
+    return unquoted(out.ETag ?? '');
+  }
+
   async complete(ref: string, parts: { partNumber: number; etag: string }[]): Promise<void> {
     const { key, uploadId } = parse(ref);
     if (await this.exists(key)) return; // completed before a crash: the object is there

@@ -111,6 +111,39 @@ export class Intake {
     return new Body(spec, lease, file, hasher, deps, () => this.bodies--);
   }
 
+  /**
+   * The lease alone, within the same body budget, for a body that goes to the store instead of a
+   * staging file (a chunk staged as an S3 part). `done()` releases both, once.
+   */
+  async leaseOnly(spec: Pick<BodySpec, 'uploadId' | 'lease' | 'evict' | 'takeoverAfterMs'>): Promise<{ lease: Lease; done: () => void }> {
+    if (this.bodies >= this.deps.maxBodies) {
+      throw new SluiceError(
+        'overloaded',
+        `${this.bodies} request bodies are being written; retry shortly`,
+        { max_concurrent_bodies: this.deps.maxBodies },
+        { headers: { 'retry-after': '2' } },
+      );
+    }
+    this.bodies++;
+    let lease: Lease;
+    try {
+      lease = await this.deps.leases.acquire(`${spec.uploadId}:${spec.lease}`, { evict: spec.evict, takeoverAfterMs: spec.takeoverAfterMs });
+    } catch (err) {
+      this.bodies--;
+      throw err;
+    }
+    let released = false;
+    return {
+      lease,
+      done: () => {
+        if (released) return;
+        released = true;
+        lease.release();
+        this.bodies--;
+      },
+    };
+  }
+
   /** Resolves once a writer of `uploadId` whose body has ended has recorded and let go. */
   settled(uploadId: string, lease: string): Promise<unknown> | undefined {
     return this.deps.leases.settling(`${uploadId}:${lease}`);

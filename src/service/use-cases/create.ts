@@ -6,6 +6,7 @@ import { totalChunks } from '../chunk-grid.js';
 import type { ComposeInput, CreateUploadInput, StreamUploadInput } from '../upload-types.js';
 import { checkMetadata, checkNew, checkText, quotaExceeded, type Context } from './context.js';
 import { publishIfComplete } from './finish.js';
+import { createStaged } from './staged.js';
 
 /** Creates a grid upload: fixed-size chunks, sent in any order. */
 export async function createGrid(c: Context, owner: string, input: CreateUploadInput): Promise<Upload> {
@@ -26,7 +27,7 @@ export async function createGrid(c: Context, owner: string, input: CreateUploadI
       max_chunks: config.maxChunks,
     });
   }
-  return open(c, {
+  const row: NewUpload = {
     ...fresh(c, owner),
     layout: 'grid',
     protocol: 'native',
@@ -37,7 +38,10 @@ export async function createGrid(c: Context, owner: string, input: CreateUploadI
     chunkSize,
     totalChunks: chunks,
     expectedSha256: input.sha256 ?? null,
-  });
+  };
+  // STAGING_BACKEND=s3: the chunks become the parts of a multipart upload; no staging file.
+  if (c.config.stagingBackend === 's3' && input.size > 0) return createStaged(c, row);
+  return open(c, row);
 }
 
 /**

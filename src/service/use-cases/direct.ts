@@ -6,11 +6,7 @@ import { chunkSpan, type Span, totalChunks } from '../chunk-grid.js';
 import type { CreateUploadInput } from '../upload-types.js';
 import { checkMetadata, checkNew, checkText, notWritable, owned, type Context } from './context.js';
 import { fresh, insert } from './create.js';
-
-/** S3's multipart limits: parts of 5 MiB to 5 GiB (the last one may be smaller), at most 10,000. */
-const MIN_PART = 5 * 1024 * 1024;
-const MAX_PART = 5 * 1024 ** 3;
-const MAX_PARTS = 10_000;
+import { checkPartGrid, MIN_PART } from './staged.js';
 
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
 
@@ -34,17 +30,7 @@ export async function createDirect(c: Context, owner: string, input: CreateUploa
   if (input.size === 0) throw new SluiceError('invalid_request', 'a direct upload has at least one byte; send an empty file through this server');
   const partSize = input.chunkSize ?? partSizeFor(input.size, c.config.storage.backend === 's3' ? c.config.storage.partSize : MIN_PART);
   const parts = totalChunks(input.size, partSize);
-  if ((parts > 1 && partSize < MIN_PART) || partSize > MAX_PART) {
-    throw new SluiceError('chunk_size_out_of_range', `a part is ${MIN_PART} to ${MAX_PART} bytes (only the last one may be smaller)`, {
-      min_chunk_size: MIN_PART,
-      max_chunk_size: MAX_PART,
-    });
-  }
-  if (parts > MAX_PARTS) {
-    throw new SluiceError('too_many_chunks', `${parts} parts of ${partSize} bytes exceed the store's ${MAX_PARTS}; use a larger chunk_size`, {
-      max_chunks: MAX_PARTS,
-    });
-  }
+  checkPartGrid(partSize, parts);
   if (partSha256 !== undefined && (partSha256.length > parts || partSha256.some((d) => !HEX_SHA256.test(d.toLowerCase())))) {
     throw new SluiceError('invalid_request', `part_sha256 lists at most ${parts} SHA-256s, 64 hexadecimal digits each`);
   }

@@ -14,8 +14,8 @@ export async function discard(c: Context, id: string, how: Discard): Promise<boo
   if (!(await c.ledger.discard(id, how))) return false;
   c.digests.forget(id);
   await c.staging.remove(id);
-  // A direct upload's parts are in the store: its multipart upload (or assembled object) goes too.
-  if (upload?.transfer === 'direct' && upload.multipart !== null && c.direct) {
+  // Parts in the store (direct, or staged there): its multipart upload (or assembled object) goes too.
+  if (upload && upload.multipart !== null && c.direct) {
     await c.direct
       .discard(upload.multipart)
       .catch((err: unknown) => c.log.warn({ uploadId: id, err, event: 'direct_discard_failed' }, "removing a direct upload's parts from the store failed"));

@@ -36,7 +36,8 @@ export async function startFinish(
   }
   const expected = sha256 ?? upload.expectedSha256;
   if (expected === null) throw new SluiceError('sha256_required', 'give the whole-file sha256 when creating or finishing the upload');
-  if (upload.transfer === 'direct') {
+  // Parts in the store (a direct upload, or chunks staged there): assembled and verified there.
+  if (upload.multipart !== null) {
     const done = finishDirect(c, upload, expected, parts);
     done.catch(() => {});
     return { upload, done };

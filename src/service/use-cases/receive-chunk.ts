@@ -3,6 +3,7 @@ import type { Chunk, Upload } from '../../ledger/ledger.js';
 import { chunkSpan, spanForRange, type Span } from '../chunk-grid.js';
 import type { ChunkAddress, ChunkBody, ChunkReceipt } from '../upload-types.js';
 import { notWritable, type Context } from './context.js';
+import { receiveToStore } from './receive-to-store.js';
 import { status } from './status.js';
 
 /**
@@ -27,6 +28,8 @@ export async function receiveChunk(c: Context, owner: string, id: string, addres
     });
   }
   const started = c.now();
+  // Staged in the store (STAGING_BACKEND=s3): the chunk becomes a part of its multipart upload.
+  if (upload.multipart !== null) return receiveToStore(c, upload, span, body, started);
   const intake = await c.intake.open({
     uploadId: id,
     lease: String(span.index),

@@ -47,8 +47,8 @@ function canMissChunks(upload: Upload): boolean {
 /** Missing chunk indexes from `from` on, ascending, at most `limit` of them. */
 export function missingChunks(c: Context, upload: Upload, limit: number, from = 0): Promise<number[]> {
   if (!canMissChunks(upload)) return Promise.resolve([]);
-  // A direct upload's parts are in the store; the ledger knows which ones were reported.
-  if (upload.transfer === 'direct') return c.ledger.parts.missing(upload.id, upload.totalChunks, limit, from);
+  // Parts in the store (a direct upload, or chunks staged there): the ledger knows which ones are.
+  if (upload.multipart !== null) return c.ledger.parts.missing(upload.id, upload.totalChunks, limit, from);
   return c.ledger.missingChunks(upload.id, upload.totalChunks, limit, from);
 }
 
