@@ -7,7 +7,8 @@
  *   npm run bench -- --quick                                 smoke run (about a minute; CI runs it)
  *   --json FILE writes every measurement as JSON as well; --env K=V (repeatable) sets sluice's
  *   environment, e.g. --env MEMORY_PROFILE=fast; --only single,chunks,... picks cases;
- *   (`direct` is a case too: a direct upload to s3rver, sluice's CPU and bytes read for it);
+ *   (`direct` is a case too: a direct upload to s3rver, sluice's CPU and bytes read for it;
+ *   `staging` another: native chunks into S3, staged on local disk and in the bucket);
  *   --before DIR adds a second sluice, `node DIR/main.js` (another build's dist/server), to every
  *   case sluice runs, interleaved with it, so that a change is measured against the build before it.
  *
@@ -25,7 +26,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseBytes } from '../src/lib/units.js';
-import { directCase, directReport } from './direct.js';
+import { directCase, directReport, stagingCase, stagingReport } from './direct.js';
 import { envArgs } from './env-args.js';
 import { cpuSeconds, readStatus } from './proc.js';
 
@@ -591,12 +592,15 @@ async function main(): Promise<void> {
     }
     // Direct uploads (#26): the parts go straight to an S3-compatible server; sluice's share of it.
     const direct = !only || only.includes('direct') ? await directCase(ROOT, work, data, SIZE, ROUNDS, CHUNK) : undefined;
+    // S3 staging (#26): the same native upload into S3, its chunks staged on local disk or in the bucket.
+    const staging = !only || only.includes('staging') ? await stagingCase(ROOT, work, data, SIZE, ROUNDS, CHUNK) : undefined;
     console.log('');
     for (const line of report(results, targets)) console.log(line);
     console.log('');
     console.log('Targets (ratios in this run):');
     for (const line of targetsMet(results)) console.log(line);
     if (direct) for (const line of directReport(direct)) console.log(line);
+    if (staging) for (const line of stagingReport(staging)) console.log(line);
     if (values.json)
       await fs.writeFile(
         values.json,

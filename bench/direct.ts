@@ -52,6 +52,81 @@ export async function directCase(
   rounds: number,
   partSize: number,
 ): Promise<{ transfer: DirectResult[]; finish: DirectResult[] }> {
+  const transfer: DirectResult[] = [];
+  const finish: DirectResult[] = [];
+  await withS3Sluice(root, work, {}, async ({ url, measure, reset }) => {
+    for (let round = 1; round <= rounds; round++) {
+      let created: Record<string, unknown> = {};
+      let etags: { part_number: number; etag: string }[] = [];
+      transfer.push(
+        await measure(round, size, async () => {
+          created = await post(`${url}/v1/uploads`, {
+            file_name: 'bench.bin',
+            size,
+            chunk_size: partSize,
+            sha256: data.sha256,
+            transfer: 'direct',
+            part_sha256: data.chunks.map((c) => c.sha256),
+          });
+          etags = await putParts(created.parts as { part_number: number; url: string; headers: Record<string, string> }[], data.chunks);
+        }),
+      );
+      finish.push(
+        await measure(round, size, async () => {
+          const done = await post(`${url}/v1/uploads/${created.id}/finish`, { parts: etags });
+          if (done.sha256 !== data.sha256) throw new Error(`direct finish: ${JSON.stringify(done)}`);
+        }),
+      );
+      await fetch(`${url}/v1/uploads/${created.id}`, { method: 'DELETE' });
+      await reset();
+    }
+  });
+  return { transfer, finish };
+}
+
+export type StagingResults = Record<'local' | 's3', { transfer: DirectResult[]; finish: DirectResult[] }>;
+
+/**
+ * The same native upload (chunks in order with curl, then finish) into the S3 backend, its chunks
+ * staged on the local disk or in the bucket (STAGING_BACKEND=s3): what each costs sluice per GiB.
+ */
+export async function stagingCase(root: string, work: string, data: DirectData, size: number, rounds: number, chunkSize: number): Promise<StagingResults> {
+  const out = { local: { transfer: [], finish: [] }, s3: { transfer: [], finish: [] } } as StagingResults;
+  for (const staging of ['local', 's3'] as const) {
+    await withS3Sluice(root, work, { STAGING_BACKEND: staging }, async ({ url, measure, reset }) => {
+      for (let round = 1; round <= rounds; round++) {
+        let id = '';
+        out[staging].transfer.push(
+          await measure(round, size, async () => {
+            const created = await post(`${url}/v1/uploads`, { file_name: 'bench.bin', size, chunk_size: chunkSize, sha256: data.sha256 });
+            id = created.id as string;
+            await putChunks(url, id, data.chunks);
+          }),
+        );
+        out[staging].finish.push(
+          await measure(round, size, async () => {
+            const done = await post(`${url}/v1/uploads/${id}/finish`, {});
+            if (done.sha256 !== data.sha256) throw new Error(`staging finish: ${JSON.stringify(done)}`);
+          }),
+        );
+        await fetch(`${url}/v1/uploads/${id}`, { method: 'DELETE' });
+        await reset();
+      }
+    });
+  }
+  return out;
+}
+
+interface S3Sluice {
+  url: string;
+  /** Runs `phase` and measures what sluice spent in it. */
+  measure(round: number, bytes: number, phase: () => Promise<void>): Promise<DirectResult>;
+  /** Empties the bucket between rounds. */
+  reset(): Promise<void>;
+}
+
+/** s3rver on loopback and sluice (STORAGE_BACKEND=s3, plus `extra`) in front of it, for `body`. */
+async function withS3Sluice(root: string, work: string, extra: Record<string, string>, body: (s: S3Sluice) => Promise<void>): Promise<void> {
   const directory = await fs.mkdtemp(path.join(work, 's3-'));
   const s3 = new S3rver({ port: 0, address: '127.0.0.1', directory, silent: true, configureBuckets: [{ name: 'bench' }] });
   const { port: s3Port } = await s3.run();
@@ -60,7 +135,7 @@ export async function directCase(
     PATH: process.env.PATH ?? '',
     PORT: String(port),
     HOST: '127.0.0.1',
-    DATA_DIR: await fs.mkdtemp(path.join(work, 'sluice-direct-')),
+    DATA_DIR: await fs.mkdtemp(path.join(work, 'sluice-s3-')),
     RATE_LIMIT_MAX: '0',
     STORAGE_BACKEND: 's3',
     S3_BUCKET: 'bench',
@@ -70,11 +145,10 @@ export async function directCase(
     AWS_ACCESS_KEY_ID: 'S3RVER',
     AWS_SECRET_ACCESS_KEY: 'S3RVER',
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    ...extra,
   };
   const child = spawn(process.execPath, [path.join(root, 'dist/server/main.js')], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'] });
   const url = `http://127.0.0.1:${port}`;
-  const transfer: DirectResult[] = [];
-  const finish: DirectResult[] = [];
   try {
     for (let tries = 0; ; tries++) {
       try {
@@ -91,46 +165,63 @@ export async function directCase(
     const idle0 = cpuSeconds(pid);
     await new Promise((r) => setTimeout(r, 3000));
     const idlePerSecond = (cpuSeconds(pid) - idle0) / 3;
-    const result = (round: number, seconds: number, cpu: number, received: number): DirectResult => ({
-      round,
-      bytes: size,
-      seconds,
-      cpu,
-      netCpu: Math.max(0, cpu - idlePerSecond * seconds),
-      received,
+    await body({
+      url,
+      measure: async (round, bytes, phase) => {
+        const cpu0 = cpuSeconds(pid);
+        const read0 = bytesRead(pid);
+        const t0 = performance.now();
+        await phase();
+        const seconds = (performance.now() - t0) / 1000;
+        const cpu = cpuSeconds(pid) - cpu0;
+        return { round, bytes, seconds, cpu, netCpu: Math.max(0, cpu - idlePerSecond * seconds), received: bytesRead(pid) - read0 };
+      },
+      reset: async () => {
+        await fs.rm(path.join(directory, 'bench'), { recursive: true, force: true }).catch(() => {});
+        await fs.mkdir(path.join(directory, 'bench'), { recursive: true });
+      },
     });
-    for (let round = 1; round <= rounds; round++) {
-      const cpu0 = cpuSeconds(pid);
-      const read0 = bytesRead(pid);
-      const t0 = performance.now();
-      const created = await post(`${url}/v1/uploads`, {
-        file_name: 'bench.bin',
-        size,
-        chunk_size: partSize,
-        sha256: data.sha256,
-        transfer: 'direct',
-        part_sha256: data.chunks.map((c) => c.sha256),
-      });
-      const parts = created.parts as { part_number: number; url: string; headers: Record<string, string> }[];
-      const etags = await putParts(parts, data.chunks);
-      const t1 = performance.now();
-      const cpu1 = cpuSeconds(pid);
-      const read1 = bytesRead(pid);
-      const done = await post(`${url}/v1/uploads/${created.id}/finish`, { parts: etags });
-      if (done.sha256 !== data.sha256) throw new Error(`direct finish: ${JSON.stringify(done)}`);
-      transfer.push(result(round, (t1 - t0) / 1000, cpu1 - cpu0, read1 - read0));
-      finish.push(result(round, (performance.now() - t1) / 1000, cpuSeconds(pid) - cpu1, bytesRead(pid) - read1));
-      await fetch(`${url}/v1/uploads/${created.id}`, { method: 'DELETE' });
-      await fs.rm(path.join(directory, 'bench'), { recursive: true, force: true }).catch(() => {});
-      await fs.mkdir(path.join(directory, 'bench'), { recursive: true });
-    }
   } finally {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     await exited;
     await s3.close();
   }
-  return { transfer, finish };
+}
+
+/** Every chunk in order with one curl (a config section per chunk). */
+async function putChunks(url: string, id: string, chunks: { file: string; sha256: string }[]): Promise<void> {
+  const q = (s: string) => JSON.stringify(s);
+  const text = chunks
+    .map((c, i) =>
+      [
+        `url = ${q(`${url}/v1/uploads/${id}/chunks/${i}`)}`,
+        'request = PUT',
+        `upload-file = ${q(c.file)}`,
+        'header = "Expect:"',
+        'header = "Content-Type: application/octet-stream"',
+        `header = ${q(`x-chunk-sha256: ${c.sha256}`)}`,
+        'output = "/dev/null"',
+        'write-out = "%{http_code}\\n"',
+      ].join('\n'),
+    )
+    .join('\nnext\n');
+  const { code, out, err } = await curl(text);
+  const lines = out.split('\n').filter(Boolean);
+  if (code !== 0 || lines.length !== chunks.length || lines.some((l) => l !== '200')) {
+    throw new Error(`curl chunks failed (exit ${code}): ${lines.slice(0, 3).join('; ')} ${err.slice(0, 300)}`);
+  }
+}
+
+async function curl(config: string): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn('curl', ['-sS', '-K', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (err += d));
+  child.stdin.end(config);
+  const code = await new Promise<number | null>((r) => child.once('close', r));
+  return { code, out, err };
 }
 
 async function post(url: string, body: unknown): Promise<Record<string, unknown>> {
@@ -156,13 +247,7 @@ async function putParts(parts: { part_number: number; url: string; headers: Reco
       ].join('\n'),
     )
     .join('\nnext\n');
-  const child = spawn('curl', ['-sS', '-K', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  child.stdin.end(text);
-  const code = await new Promise<number | null>((r) => child.once('close', r));
+  const { code, out, err } = await curl(text);
   const lines = out.split('\n').filter(Boolean);
   if (code !== 0 || lines.length !== parts.length || lines.some((l) => !l.startsWith('200 '))) {
     throw new Error(`curl to S3 failed (exit ${code}): ${lines.slice(0, 3).join('; ')} ${err.slice(0, 300)}`);
@@ -184,4 +269,13 @@ export function directReport(results: { transfer: DirectResult[]; finish: Direct
     `- ${cpuPerGiB < 0.05 ? 'met' : 'NOT met'}: a direct upload's transfer costs sluice under 0.05 CPU-seconds per GiB (${cpuPerGiB.toFixed(3)})`,
     `- ${receivedPerGiB < MiB ? 'met' : 'NOT met'}: and under 1 MiB of received bytes per GiB (${(receivedPerGiB / 1024).toFixed(0)} KiB)`,
   ];
+}
+
+export function stagingReport(results: StagingResults): string[] {
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+  const perGiB = (r: DirectResult[]) => median(r.map((x) => (x.netCpu / x.bytes) * GiB));
+  const line = (name: string, r: StagingResults['local']) =>
+    `${name}: chunks ${perGiB(r.transfer).toFixed(2)} + finish ${perGiB(r.finish).toFixed(2)} = ${(perGiB(r.transfer) + perGiB(r.finish)).toFixed(2)} CPU-s/GiB ` +
+    `(${median(r.transfer.map((x) => x.bytes / 1e6 / x.seconds)).toFixed(0)} MB/s in, finish ${median(r.finish.map((x) => x.seconds)).toFixed(1)} s)`;
+  return ['S3 backend, native chunks in order, sluice CPU of its own:', `- ${line('local staging', results.local)}`, `- ${line('S3 staging', results.s3)}`];
 }

@@ -74,7 +74,7 @@ export interface Config {
   gcEveryBytes: number;
   storage: StorageConfig;
   /**
-   * Where native chunks are staged until finish: `local` (DATA_DIR/staging) or `s3` (each chunk
+   * Where uploads are staged until finish: `local` (DATA_DIR/staging) or `s3` (each chunk or part
    * streamed into a part of a multipart upload in the bucket; no staging file on local disk).
    */
   stagingBackend: 'local' | 's3';

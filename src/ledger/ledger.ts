@@ -61,6 +61,11 @@ export interface Upload {
   transfer: Transfer;
   /** A direct upload's multipart upload in the store (the store's own reference, never read here). */
   multipart: string | null;
+  /**
+   * A stream upload staged in the store: the store's object holding the bytes past its last whole
+   * part (null when the bytes end on a part boundary).
+   */
+  tail: string | null;
 }
 
 export type Transfer = 'server' | 'direct';
@@ -160,6 +165,13 @@ export type CreateResult =
   | { kind: 'part_in_use'; part: string }
   | { kind: 'over_quota'; reserved: number };
 
+/** What one append to a stream upload staged in the store leaves behind (see recordStaged). */
+export interface StagedAppend {
+  extent: Extent;
+  parts: { index: number; length: number; etag: string; sha256: string }[];
+  tail: string | null;
+}
+
 export type AppendResult =
   | { kind: 'recorded'; upload: Upload }
   | { kind: 'offset_moved'; upload: Upload }
@@ -207,6 +219,13 @@ export interface Ledger {
    * passed. Settles only once the write is durable.
    */
   recordExtent(uploadId: string, extent: Extent, now: number, quota: number | undefined, fence: Fence): Promise<AppendResult>;
+  /**
+   * Records bytes appended to a stream upload staged in the store (STAGING_BACKEND=s3): the end
+   * moves from `extent.offset` by `extent.length`, the whole `parts` the store now holds are
+   * added, and `tail` (or null) becomes the object that holds the bytes past them - one guarded
+   * transaction, refused as `recordExtent` is.
+   */
+  recordStaged(uploadId: string, staged: StagedAppend, now: number, quota: number | undefined, fence: Fence): Promise<AppendResult>;
   /** Fixes a deferred length: `unchanged` when already set or too small. */
   setLength(id: string, size: number, now: number, quota: number | undefined): Promise<SetLengthResult>;
   /** Bytes the owner's unfinished uploads reserve (what USER_QUOTA limits). */

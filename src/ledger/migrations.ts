@@ -137,4 +137,10 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (upload_id, idx)
   ) WITHOUT ROWID;
   `,
+  // 6: a stream upload staged in the store keeps the bytes past its last whole part in one object
+  // of the store (its "tail"), so that any node can go on with it; the ledger names the one that
+  // counts (a writer that lost its lease may leave another behind, which is never read).
+  `
+  ALTER TABLE uploads ADD COLUMN tail TEXT;
+  `,
 ];

@@ -16,6 +16,7 @@ import type {
   OwnerLimits,
   RecordChunkResult,
   SetLengthResult,
+  StagedAppend,
   StoredLocation,
   Upload,
   UploadStatus,
@@ -34,6 +35,14 @@ const SQL = {
             @expectedSha256, 'uploading', @createdAt, @createdAt, @expiresAt, @lengthDeferred, @echo, @isPart, @parts,
             @transfer, @multipart)`,
   getUpload: 'SELECT * FROM uploads WHERE id = ?',
+  // A part written again after a takeover replaces the one a fenced writer may have left.
+  insertStagedPart: `
+    INSERT INTO direct_parts (upload_id, idx, length, etag, sha256, reported_at) VALUES (@id, @index, @length, @etag, @sha256, @now)
+    ON CONFLICT (upload_id, idx) DO UPDATE SET length = excluded.length, etag = excluded.etag, sha256 = excluded.sha256,
+                                               reported_at = excluded.reported_at`,
+  advanceStaged: `
+    UPDATE uploads SET bytes_received = bytes_received + @length, chunks_received = chunks_received + @parts, tail = @tail, updated_at = @now
+    WHERE id = @id AND status = 'uploading'`,
   getChunk: 'SELECT idx, offset, length, sha256, received_at FROM chunks WHERE upload_id = ? AND idx = ?',
   chunkPage: 'SELECT idx, offset, length, sha256, received_at FROM chunks WHERE upload_id = ? AND idx >= ? ORDER BY idx LIMIT ?',
   dropChunk: 'DELETE FROM chunks WHERE upload_id = ? AND idx = ? RETURNING length',
@@ -88,9 +97,9 @@ const SQL = {
   // does not count them yet. Composed uploads hold no bytes of their own.
   outstanding: `
     SELECT COALESCE(SUM(size - bytes_received), 0) AS outstanding FROM uploads
-    WHERE status IN ('uploading', 'finishing') AND length_deferred = 0 AND (parts IS NULL OR @copies = 1) AND transfer = 'server'`,
+    WHERE status IN ('uploading', 'finishing') AND length_deferred = 0 AND (parts IS NULL OR @copies = 1) AND multipart IS NULL`,
   activeStats: `
-    SELECT COUNT(*) AS active, COALESCE(SUM(CASE WHEN transfer = 'server' THEN bytes_received ELSE 0 END), 0) AS stagedBytes FROM uploads
+    SELECT COUNT(*) AS active, COALESCE(SUM(CASE WHEN multipart IS NULL THEN bytes_received ELSE 0 END), 0) AS stagedBytes FROM uploads
     WHERE status IN ('uploading', 'finishing')`,
 } as const;
 
@@ -108,6 +117,7 @@ export class SqliteLedger implements Ledger {
   // Created once rather than per call (it showed in per-chunk profiles; BENCHMARKS.md item 13).
   private readonly recordChunkTx: Transaction<(id: string, chunk: Chunk, fence: Fence) => RecordChunkResult>;
   private readonly recordExtentTx: Transaction<(id: string, extent: Extent, now: number, quota: number | undefined, fence: Fence) => AppendResult>;
+  private readonly recordStagedTx: Transaction<(id: string, staged: StagedAppend, now: number, quota: number | undefined, fence: Fence) => AppendResult>;
   private readonly setLengthTx: Transaction<(id: string, size: number, now: number, quota: number | undefined) => SetLengthResult>;
   private readonly createTx: Transaction<(u: NewUpload, limits: OwnerLimits, disk: DiskBudget | undefined) => CreateResult>;
   private readonly discardTx: Transaction<(id: string, how: Discard) => boolean>;
@@ -142,6 +152,20 @@ export class SqliteLedger implements Ledger {
       this.s.insertExtent.run({ id, length: extent.length, now });
       this.s.bumpCounters.run({ id, length: extent.length, now });
       return { kind: 'recorded', upload: bumped(upload, extent.length, now) };
+    });
+    this.recordStagedTx = db.transaction((id: string, staged: StagedAppend, now: number, quota: number | undefined, fence: Fence): AppendResult => {
+      if (!fence()) return { kind: 'fenced' };
+      const { extent } = staged;
+      const upload = this.read(id);
+      if (!upload || upload.status !== 'uploading' || upload.multipart === null) return { kind: 'not_writable', upload };
+      if (upload.bytesReceived !== extent.offset) return { kind: 'offset_moved', upload };
+      if (upload.lengthDeferred && quota !== undefined) {
+        const reserved = this.usage(upload.owner).reserved;
+        if (reserved + extent.length > quota) return { kind: 'over_quota', reserved };
+      }
+      for (const part of staged.parts) this.s.insertStagedPart.run({ id, ...part, now });
+      this.s.advanceStaged.run({ id, length: extent.length, parts: staged.parts.length, tail: staged.tail, now });
+      return { kind: 'recorded', upload: this.read(id) as Upload };
     });
     this.setLengthTx = db.transaction((id: string, size: number, now: number, quota: number | undefined): SetLengthResult => {
       const upload = this.read(id);
@@ -234,6 +258,10 @@ export class SqliteLedger implements Ledger {
 
   recordExtent(uploadId: string, extent: Extent, now: number, quota: number | undefined, fence: Fence): Promise<AppendResult> {
     return this.group.run(() => this.recordExtentTx(uploadId, extent, now, quota, fence));
+  }
+
+  recordStaged(uploadId: string, staged: StagedAppend, now: number, quota: number | undefined, fence: Fence): Promise<AppendResult> {
+    return this.group.run(() => this.recordStagedTx(uploadId, staged, now, quota, fence));
   }
 
   async setLength(id: string, size: number, now: number, quota: number | undefined): Promise<SetLengthResult> {

@@ -30,6 +30,7 @@ export interface UploadRow {
   parts: string | null;
   transfer: Upload['transfer'];
   multipart: string | null;
+  tail: string | null;
 }
 
 export interface ChunkRow {
@@ -69,6 +70,7 @@ export function toUpload(row: UploadRow): Upload {
     parts: row.parts === null ? null : (JSON.parse(row.parts) as string[]),
     transfer: row.transfer,
     multipart: row.multipart,
+    tail: row.tail,
   };
 }
 

@@ -9,6 +9,7 @@ import { statFs, type StatFs } from '../storage/disk-space.js';
 import type { Download, FileStore } from '../storage/file-store.js';
 import type { StagingArea } from '../storage/staging-area.js';
 import { HashWorker } from './hashing/hash-worker.js';
+import { StoreDigests } from './hashing/store-digests.js';
 import { RunningDigests } from './hashing/running-digest.js';
 import { Intake } from './intake/intake.js';
 import { Leases } from './intake/leases.js';
@@ -103,6 +104,7 @@ export class UploadService {
       digests,
       direct: deps.direct,
       directJobs: new Map(),
+      storeDigests: new StoreDigests(),
       publisher: new Publisher({
         ledger: deps.ledger,
         staging: deps.staging,

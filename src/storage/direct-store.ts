@@ -50,6 +50,16 @@ export interface DirectStore {
    * reference and the kept parts' new ETags.
    */
   restart(ref: string, id: string, keep: { partNumber: number; start: number; end: number }[]): Promise<{ ref: string; etags: Map<number, string> }>;
-  /** Aborts the multipart upload and deletes the staging object, whichever exists. */
+  /** Aborts the multipart upload and deletes the staging object and tails, whichever exist. */
   discard(ref: string): Promise<void>;
+  /**
+   * Stores `length` bytes that do not make a whole part yet (a stream's tail) as an object of
+   * their own, under a new name each time; returns its reference. `promote` and `discard` remove
+   * every tail of `ref`, including those never referenced.
+   */
+  putTail(ref: string, body: Readable, length: number, signal: AbortSignal): Promise<string>;
+  /** Streams the first `length` bytes of a tail. */
+  readTail(tail: string, length: number): Promise<Readable>;
+  /** Deletes a tail (already gone is fine). */
+  dropTail(tail: string): Promise<void>;
 }

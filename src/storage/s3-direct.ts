@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -7,6 +8,8 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
   type S3Client,
   UploadPartCommand,
   UploadPartCopyCommand,
@@ -23,6 +26,9 @@ interface Ref {
   key: string;
   uploadId: string;
 }
+
+/** Tails are named `<staging key>.tail-<uuid>`. */
+const TAIL = '.tail-';
 
 /** CopyObject copies at most 5 GiB; a larger object is copied part by part (UploadPartCopy). */
 const COPY_OBJECT_MAX = 5 * 1024 ** 3;
@@ -130,6 +136,7 @@ export class S3Direct implements DirectStore {
       await this.copyInParts(source, target, input.size);
     }
     await this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: staging }));
+    await this.dropTails(staging);
     return { backend: 's3', bucket: this.config.bucket, key: Key };
   }
 
@@ -168,6 +175,35 @@ export class S3Direct implements DirectStore {
       if (![404, 405, 501].includes(status(err) ?? 0)) throw err;
     }
     await this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: key }));
+    await this.dropTails(key);
+  }
+
+  async putTail(ref: string, body: Readable, length: number, signal: AbortSignal): Promise<string> {
+    const Key = `${parse(ref).key}${TAIL}${randomUUID()}`;
+    await this.client.send(new PutObjectCommand({ Bucket: this.config.bucket, Key, Body: body, ContentLength: length }), { abortSignal: signal });
+    return Key;
+  }
+
+  async readTail(tail: string, length: number): Promise<Readable> {
+    const out = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: tail, Range: `bytes=0-${length - 1}` }));
+    return out.Body as Readable;
+  }
+
+  async dropTail(tail: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: tail }));
+  }
+
+  /** Every tail under a staging key, referenced or left behind by a writer that lost its lease. */
+  private async dropTails(staging: string): Promise<void> {
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({ Bucket: this.config.bucket, Prefix: `${staging}${TAIL}`, ...(token && { ContinuationToken: token }) }),
+      );
+      const keys = (page.Contents ?? []).map((o) => o.Key as string);
+      for (const Key of keys) await this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key }));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   private async exists(key: string): Promise<boolean> {

@@ -115,7 +115,7 @@ export class Intake {
    * The lease alone, within the same body budget, for a body that goes to the store instead of a
    * staging file (a chunk staged as an S3 part). `done()` releases both, once.
    */
-  async leaseOnly(spec: Pick<BodySpec, 'uploadId' | 'lease' | 'evict' | 'takeoverAfterMs'>): Promise<{ lease: Lease; done: () => void }> {
+  async leaseOnly(spec: Pick<BodySpec, 'uploadId' | 'lease' | 'evict' | 'takeoverAfterMs' | 'ended' | 'stop'>): Promise<{ lease: Lease; done: () => void }> {
     if (this.bodies >= this.deps.maxBodies) {
       throw new SluiceError(
         'overloaded',
@@ -127,7 +127,12 @@ export class Intake {
     this.bodies++;
     let lease: Lease;
     try {
-      lease = await this.deps.leases.acquire(`${spec.uploadId}:${spec.lease}`, { evict: spec.evict, takeoverAfterMs: spec.takeoverAfterMs });
+      lease = await this.deps.leases.acquire(`${spec.uploadId}:${spec.lease}`, {
+        evict: spec.evict,
+        takeoverAfterMs: spec.takeoverAfterMs,
+        ended: spec.ended,
+        stop: spec.stop,
+      });
     } catch (err) {
       this.bodies--;
       throw err;

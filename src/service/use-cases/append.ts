@@ -3,6 +3,7 @@ import type { Extent, Upload } from '../../ledger/ledger.js';
 import type { Body } from '../intake/intake.js';
 import type { AppendRequest } from '../upload-types.js';
 import { checkNew, hasAllBytes, notWritable, quotaExceeded, STREAM_END, type Context } from './context.js';
+import { appendToStore } from './append-to-store.js';
 import { discard } from './discard.js';
 import { publishIfComplete } from './finish.js';
 import { status } from './status.js';
@@ -29,7 +30,15 @@ export async function append(c: Context, owner: string, id: string, req: AppendR
     throw notWritable(upload);
   }
   if (req.length !== undefined) upload = await fixLength(c, upload, req.length);
+  if (upload.multipart !== null) upload = await appendToStore(c, upload, req);
+  else upload = await appendToStaging(c, upload, req);
+  return completed(c, upload, req);
+}
 
+/** Appends to the staging file: written, flushed and recorded, with checkpoints every 16 MiB. */
+async function appendToStaging(c: Context, start: Upload, req: AppendRequest): Promise<Upload> {
+  let upload = start;
+  const { id } = upload;
   const started = c.now();
   let limit = 0;
   let tooMuch = (_body: string): SluiceError => new SluiceError('upload_too_large');
@@ -110,6 +119,13 @@ export async function append(c: Context, owner: string, id: string, req: AppendR
     intake.dispose();
     if (overran) await deactivate(c, id);
   }
+  return upload;
+}
+
+/** After the bytes: a declared end is checked, and an upload with every byte is published. */
+async function completed(c: Context, start: Upload, req: AppendRequest): Promise<Upload> {
+  let upload = start;
+  const { id } = upload;
   if (req.complete) {
     if (upload.lengthDeferred) upload = await fixLength(c, upload, upload.bytesReceived);
     else if (upload.bytesReceived !== upload.size) {
@@ -131,7 +147,7 @@ export async function append(c: Context, owner: string, id: string, req: AppendR
  * bytes count against USER_QUOTA as they arrive, so the body may not take more than the quota
  * leaves (the ledger checks again when it records them).
  */
-async function room(c: Context, upload: Upload, offset: number, strict: boolean) {
+export async function room(c: Context, upload: Upload, offset: number, strict: boolean) {
   const left = (upload.lengthDeferred ? c.config.maxUploadSize : upload.size) - offset;
   const quota = c.config.userQuota;
   const counts = upload.lengthDeferred && quota !== undefined;
@@ -167,7 +183,8 @@ export async function fixLength(c: Context, upload: Upload, length: number): Pro
     throw new SluiceError('invalid_request', `the length ${length} is less than the ${upload.bytesReceived} bytes already received`);
   const result = await c.ledger.setLength(upload.id, length, c.now(), c.config.userQuota);
   if (result.kind === 'over_quota') throw quotaExceeded(c, result.reserved, `a length of ${length}`);
-  if (result.kind === 'set') await c.staging.resize(upload.id, length);
+  // (A stream staged in the store has no staging file: its tail is as long as it is.)
+  if (result.kind === 'set' && upload.multipart === null) await c.staging.resize(upload.id, length);
   return (await c.ledger.get(upload.id)) as Upload;
 }
 
@@ -175,6 +192,6 @@ export async function fixLength(c: Context, upload: Upload, length: number): Pro
  * Fails an upload whose bytes ran past its length: its client and the server no longer agree on
  * what the upload is, so nothing more of it is taken (its staging bytes are freed).
  */
-async function deactivate(c: Context, id: string): Promise<void> {
+export async function deactivate(c: Context, id: string): Promise<void> {
   await discard(c, id, { from: 'uploading', to: 'failed', now: c.now(), failure: 'a request brought bytes past the upload length' });
 }

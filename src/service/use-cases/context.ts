@@ -6,6 +6,7 @@ import type { Ledger, Upload } from '../../ledger/ledger.js';
 import type { StatFs } from '../../storage/disk-space.js';
 import type { FileStore } from '../../storage/file-store.js';
 import type { StagingArea } from '../../storage/staging-area.js';
+import type { StoreDigests } from '../hashing/store-digests.js';
 import type { RunningDigests } from '../hashing/running-digest.js';
 import type { Intake } from '../intake/intake.js';
 import type { Publisher } from '../publisher.js';
@@ -28,6 +29,8 @@ export interface Context {
   direct: DirectStore | undefined;
   /** Direct uploads being finished (a second finish joins the first). */
   directJobs: Map<string, Promise<Upload>>;
+  /** Whole-file digests of uploads staged in the store, while their bytes arrive in order. */
+  storeDigests: StoreDigests;
 }
 
 /** The lease key of a stream upload's end: one request appends at a time. */

@@ -6,7 +6,7 @@ import { totalChunks } from '../chunk-grid.js';
 import type { ComposeInput, CreateUploadInput, StreamUploadInput } from '../upload-types.js';
 import { checkMetadata, checkNew, checkText, quotaExceeded, type Context } from './context.js';
 import { publishIfComplete } from './finish.js';
-import { createStaged } from './staged.js';
+import { createStaged, createStagedStream } from './staged.js';
 
 /** Creates a grid upload: fixed-size chunks, sent in any order. */
 export async function createGrid(c: Context, owner: string, input: CreateUploadInput): Promise<Upload> {
@@ -52,7 +52,11 @@ export async function createStream(c: Context, owner: string, input: StreamUploa
   const row = stream(c, owner, input, input.size ?? 0);
   checkNew(c, row.fileName, input.size);
   checkMetadata(input.metadata);
-  return open(c, { ...row, lengthDeferred: input.size === undefined, isPart: input.isPart });
+  const full = { ...row, lengthDeferred: input.size === undefined, isPart: input.isPart };
+  // STAGING_BACKEND=s3: appended bytes go to the store part by part. (The parts of a tus
+  // concatenation stay on local staging: a composed upload is published from their files.)
+  if (c.config.stagingBackend === 's3' && input.isPart !== true && input.size !== 0) return createStagedStream(c, full);
+  return open(c, full);
 }
 
 /**

@@ -39,7 +39,25 @@ export async function finishDirect(c: Context, upload: Upload, expected: string,
   return job;
 }
 
-async function verifyAndPromote(c: Context, upload: Upload, expected: string): Promise<Upload> {
+/**
+ * Finishes a stream upload staged in the store once its last byte is there (its last part sent by
+ * the append that brought it): assembled, hashed (its running digest, or a read-back), promoted.
+ * Its digest is whatever its bytes hash to. A second call joins the first.
+ */
+export async function finishStagedStream(c: Context, upload: Upload): Promise<Upload> {
+  const { id } = upload;
+  const running = c.directJobs.get(id);
+  if (running) return running;
+  if (!(await c.ledger.transition(id, 'uploading', 'finishing', c.now()))) {
+    return c.directJobs.get(id) ?? ((await c.ledger.get(id)) as Upload);
+  }
+  const job = verifyAndPromote(c, (await c.ledger.get(id)) as Upload, null).finally(() => c.directJobs.delete(id));
+  c.directJobs.set(id, job);
+  return job;
+}
+
+/** `expected` null: a stream upload, whose bytes are whatever they hash to. */
+async function verifyAndPromote(c: Context, upload: Upload, expected: string | null): Promise<Upload> {
   const direct = requireDirect(c);
   const { id } = upload;
   const ref = upload.multipart as string;
@@ -62,32 +80,44 @@ async function verifyAndPromote(c: Context, upload: Upload, expected: string): P
     throw unavailable(err);
   }
 
+  // Bytes that came through this server in order were hashed on the way: that digest is the file's
+  // (each part was checked by the store against what was sent), and nothing needs reading back.
+  const running = c.storeDigests.sha256(id, upload.size);
   let digests: { whole: string; parts: string[]; size: number };
-  try {
-    // The file's digest alone first; each part's is computed only to tell which ones are damaged.
-    digests = await readBack(c, upload, ref, false);
-    if (digests.whole !== expected && parts.some((p) => p.sha256 !== null)) digests = await readBack(c, upload, ref, true);
-  } catch (err) {
-    await back('reading the assembled parts back failed');
-    throw unavailable(err);
+  if (running !== undefined && (expected === null || running === expected)) {
+    digests = { whole: running, parts: [], size: upload.size };
+  } else {
+    try {
+      // The file's digest alone first; each part's is computed only to tell which ones are damaged.
+      digests = await readBack(c, upload, ref, false);
+      if (expected !== null && digests.whole !== expected && parts.some((p) => p.sha256 !== null)) digests = await readBack(c, upload, ref, true);
+    } catch (err) {
+      await back('reading the assembled parts back failed');
+      throw unavailable(err);
+    }
   }
-  if (digests.size === upload.size && digests.whole === expected) {
+  const sha256 = expected ?? digests.whole;
+  if (digests.size === upload.size && digests.whole === sha256) {
     let location: Awaited<ReturnType<typeof direct.promote>>;
     try {
-      location = await direct.promote(ref, { id, fileName: upload.fileName, contentType: upload.contentType, sha256: expected, size: upload.size });
+      location = await direct.promote(ref, { id, fileName: upload.fileName, contentType: upload.contentType, sha256, size: upload.size });
     } catch (err) {
       await back('copying the verified file to its key failed');
       throw unavailable(err);
     }
-    await c.ledger.complete(id, expected, location, c.now());
-    c.log.info({ uploadId: id, size: upload.size, ms: c.now() - started, event: 'upload_completed', transfer: 'direct' }, 'upload completed');
+    await c.ledger.complete(id, sha256, location, c.now());
+    c.storeDigests.forget(id);
+    c.log.info(
+      { uploadId: id, size: upload.size, ms: c.now() - started, event: 'upload_completed', transfer: upload.transfer, read_back: running === undefined },
+      'upload completed',
+    );
     c.emit({ type: 'completed', protocol: upload.protocol, bytes: upload.size, seconds: (c.now() - started) / 1000 });
     return (await c.ledger.get(id)) as Upload;
   }
 
   // The bytes are not the declared file: which parts differ from what their client reported?
   const damaged = parts.filter((p) => p.sha256 !== null && p.sha256 !== digests.parts[p.index]).map((p) => p.index);
-  const detail = `the parts hash to ${digests.whole} (${digests.size} bytes), not to ${expected}`;
+  const detail = `the parts hash to ${digests.whole} (${digests.size} bytes), not to ${sha256} (${upload.size} bytes)`;
   if (damaged.length > 0) {
     const keep = parts
       .filter((p) => !damaged.includes(p.index))
@@ -117,7 +147,8 @@ async function verifyAndPromote(c: Context, upload: Upload, expected: string): P
 /** Every part of a direct upload, in order (they are all reported by now). */
 async function allParts(c: Context, upload: Upload): Promise<DirectPart[]> {
   const out: DirectPart[] = [];
-  for (let from = 0; from < upload.totalChunks; from = out.length) {
+  // (A stream staged in the store has as many parts as it recorded; a grid, its chunk count.)
+  for (let from = 0; from < Math.max(upload.totalChunks, upload.chunksReceived); from = out.length) {
     const page = await c.ledger.parts.list(upload.id, from, 1000);
     if (page.length === 0) break;
     out.push(...page);

@@ -13,6 +13,7 @@ export async function discard(c: Context, id: string, how: Discard): Promise<boo
   const upload = await c.ledger.get(id);
   if (!(await c.ledger.discard(id, how))) return false;
   c.digests.forget(id);
+  c.storeDigests.forget(id);
   await c.staging.remove(id);
   // Parts in the store (direct, or staged there): its multipart upload (or assembled object) goes too.
   if (upload && upload.multipart !== null && c.direct) {

@@ -1,7 +1,7 @@
 import { SluiceError } from '../../errors.js';
 import type { Upload } from '../../ledger/ledger.js';
 import { hasAllBytes, notWritable, type Context } from './context.js';
-import { finishDirect } from './direct-finish.js';
+import { finishDirect, finishStagedStream } from './direct-finish.js';
 import { status } from './status.js';
 
 /**
@@ -74,6 +74,7 @@ export async function publishIfComplete(c: Context, id: string): Promise<Upload>
   if (joined) return joined;
   const upload = await c.ledger.get(id);
   if (!upload || upload.status !== 'uploading' || !(await hasAllBytes(c, upload))) return upload as Upload;
+  if (upload.multipart !== null) return finishStagedStream(c, upload);
   if (!(await c.ledger.transition(id, 'uploading', 'finishing', c.now()))) return c.publisher.job(id) ?? ((await c.ledger.get(id)) as Upload);
   return c.publisher.start((await c.ledger.get(id)) as Upload, null);
 }

@@ -32,6 +32,8 @@ export async function receiveToStore(c: Context, upload: Upload, span: Span, bod
       throw new SluiceError('chunk_conflict', `chunk ${span.index} was already received with SHA-256 ${existing.sha256}`, { index: span.index });
     }
     const hash = createHash('sha256');
+    // A chunk that starts where the whole-file digest ends continues it (no read-back at finish).
+    const whole = existing ? undefined : c.storeDigests.from(id, span.offset, () => createHash('sha256'));
     let bytes = 0;
     let overflow = false;
     const counted = new Transform({
@@ -46,6 +48,7 @@ export async function receiveToStore(c: Context, upload: Upload, span: Span, bod
         }
         bytes += piece.length;
         hash.update(piece);
+        whole?.update(piece);
         next(null, piece);
       },
     });
@@ -96,6 +99,7 @@ export async function receiveToStore(c: Context, upload: Upload, span: Span, bod
     if (!lease.held) throw new SluiceError('chunk_in_progress', 'taken over by a newer request for the same chunk');
     const result = await c.ledger.parts.report(id, { index: span.index, length: span.length, etag: etag as string, sha256 }, c.now());
     if (result.kind === 'not_writable') throw notWritable(result.upload ?? upload);
+    if (whole && result.kind === 'recorded') c.storeDigests.advanced(id, span.offset, whole, span.offset + span.length);
     c.emit({ type: 'received', protocol: upload.protocol, bytes: span.length, seconds: (c.now() - started) / 1000 });
     return { chunk, upload: result.upload, created: result.kind === 'recorded' };
   } finally {
