@@ -27,7 +27,8 @@ const SQL = {
   page: 'SELECT idx, length, declared_sha256, etag, sha256, reported_at FROM direct_parts WHERE upload_id = ? AND idx >= ? ORDER BY idx LIMIT ?',
   reported: 'SELECT idx FROM direct_parts WHERE upload_id = ? AND etag IS NOT NULL AND idx >= ? ORDER BY idx',
   status: 'SELECT status FROM uploads WHERE id = ? AND multipart IS NOT NULL',
-  forget: 'UPDATE direct_parts SET etag = NULL, sha256 = NULL, reported_at = NULL WHERE upload_id = ?',
+  // (A part's digest stays: a kept part was just verified, a damaged one gets its digest again when reported.)
+  forget: 'UPDATE direct_parts SET etag = NULL, reported_at = NULL WHERE upload_id = ?',
   keep: 'UPDATE direct_parts SET etag = @etag, reported_at = @now WHERE upload_id = @id AND idx = @index',
   recount: `
     UPDATE uploads SET status = 'uploading', multipart = @multipart, failure = @failure, updated_at = @now,

@@ -19,7 +19,12 @@ const PART_ERRORS = new Set(['InvalidPart', 'InvalidPartOrder', 'EntityTooSmall'
  * the damaged ones are sent again. Without them, nothing says which bytes are wrong: the upload is
  * failed. The staging object is deleted either way.
  */
-export async function finishDirect(c: Context, upload: Upload, expected: string, reported: { index: number; etag: string }[] | undefined): Promise<Upload> {
+export async function finishDirect(
+  c: Context,
+  upload: Upload,
+  expected: string | null,
+  reported: { index: number; etag: string }[] | undefined,
+): Promise<Upload> {
   const { id } = upload;
   for (const r of reported ?? []) await reportPart(c, upload.owner, id, r.index, r.etag, undefined);
   const missing = await c.ledger.parts.missing(id, upload.totalChunks, 1000);
@@ -27,6 +32,11 @@ export async function finishDirect(c: Context, upload: Upload, expected: string,
     throw new SluiceError('chunks_missing', `${missing.length} of ${upload.totalChunks} parts were not reported`, {
       missing_chunks: missing,
     });
+  }
+  // Without the file's SHA-256 every part must have one (declared for its URL, or reported): the
+  // read-back then checks each part against it, so that every byte is still verified.
+  if (expected === null && (await allParts(c, upload)).some((p) => p.sha256 === null)) {
+    throw new SluiceError('sha256_required', "give the file's sha256, or every part's sha256 when asking for its URL or reporting it");
   }
   const running = c.directJobs.get(id);
   if (running) return running;
@@ -56,7 +66,10 @@ export async function finishStagedStream(c: Context, upload: Upload): Promise<Up
   return job;
 }
 
-/** `expected` null: a stream upload, whose bytes are whatever they hash to. */
+/**
+ * `expected` null: a stream upload staged in the store, whose bytes are whatever they hash to, or
+ * a direct upload checked part by part against the parts' own SHA-256s.
+ */
 async function verifyAndPromote(c: Context, upload: Upload, expected: string | null): Promise<Upload> {
   const direct = requireDirect(c);
   const { id } = upload;
@@ -83,13 +96,14 @@ async function verifyAndPromote(c: Context, upload: Upload, expected: string | n
   // Bytes that came through this server in order were hashed on the way: that digest is the file's
   // (each part was checked by the store against what was sent), and nothing needs reading back.
   const running = c.storeDigests.sha256(id, upload.size);
+  const partwise = expected === null && upload.transfer === 'direct';
   let digests: { whole: string; parts: string[]; size: number };
   if (running !== undefined && (expected === null || running === expected)) {
     digests = { whole: running, parts: [], size: upload.size };
   } else {
     try {
       // The file's digest alone first; each part's is computed only to tell which ones are damaged.
-      digests = await readBack(c, upload, ref, false);
+      digests = await readBack(c, upload, ref, partwise);
       if (expected !== null && digests.whole !== expected && parts.some((p) => p.sha256 !== null)) digests = await readBack(c, upload, ref, true);
     } catch (err) {
       await back('reading the assembled parts back failed');
@@ -97,7 +111,8 @@ async function verifyAndPromote(c: Context, upload: Upload, expected: string | n
     }
   }
   const sha256 = expected ?? digests.whole;
-  if (digests.size === upload.size && digests.whole === sha256) {
+  const partsMatch = !partwise || parts.every((p) => p.sha256 === digests.parts[p.index]);
+  if (digests.size === upload.size && digests.whole === sha256 && partsMatch) {
     let location: Awaited<ReturnType<typeof direct.promote>>;
     try {
       location = await direct.promote(ref, { id, fileName: upload.fileName, contentType: upload.contentType, sha256, size: upload.size });
@@ -117,7 +132,9 @@ async function verifyAndPromote(c: Context, upload: Upload, expected: string | n
 
   // The bytes are not the declared file: which parts differ from what their client reported?
   const damaged = parts.filter((p) => p.sha256 !== null && p.sha256 !== digests.parts[p.index]).map((p) => p.index);
-  const detail = `the parts hash to ${digests.whole} (${digests.size} bytes), not to ${sha256} (${upload.size} bytes)`;
+  const detail = partwise
+    ? 'parts differ from the SHA-256 declared for them'
+    : `the parts hash to ${digests.whole} (${digests.size} bytes), not to ${sha256} (${upload.size} bytes)`;
   if (damaged.length > 0) {
     const keep = parts
       .filter((p) => !damaged.includes(p.index))

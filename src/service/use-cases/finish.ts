@@ -35,7 +35,9 @@ export async function startFinish(
     throw new SluiceError('invalid_request', `sha256 differs from the one given when the upload was created (${upload.expectedSha256})`);
   }
   const expected = sha256 ?? upload.expectedSha256;
-  if (expected === null) throw new SluiceError('sha256_required', 'give the whole-file sha256 when creating or finishing the upload');
+  // A direct upload whose every part declared its SHA-256 is verified part by part (see finishDirect).
+  const partwise = upload.transfer === 'direct' && upload.multipart !== null;
+  if (expected === null && !partwise) throw new SluiceError('sha256_required', 'give the whole-file sha256 when creating or finishing the upload');
   // Parts in the store (a direct upload, or chunks staged there): assembled and verified there.
   if (upload.multipart !== null) {
     const done = finishDirect(c, upload, expected, parts);
@@ -51,6 +53,7 @@ export async function startFinish(
     }
   }
 
+  if (expected === null) throw new SluiceError('sha256_required', 'give the whole-file sha256 when creating or finishing the upload');
   const missing = await c.ledger.missingChunks(id, upload.totalChunks, 1000);
   if (missing.length > 0) {
     throw new SluiceError('chunks_missing', `${upload.totalChunks - upload.chunksReceived} of ${upload.totalChunks} chunks are missing`, {
