@@ -18,6 +18,7 @@ import { uploadRoutes } from './routes/native/uploads.js';
 import { partRoutes } from './routes/native/parts.js';
 import { tusErrorRenderer } from './routes/tus/tus-errors.js';
 import { tusRoutes } from './routes/tus/tus-routes.js';
+import { serverInfoRoutes } from './routes/server-info.js';
 import { webRoutes } from './routes/web.js';
 import { answerClientError, serverFactory } from './http/server-factory.js';
 import { docs } from './http/docs.js';
@@ -196,6 +197,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(healthRoutes, { ledger, dataDir: config.dataDir, store, memory });
   await app.register(metricsRoutes, { metrics, ledger });
   await app.register(webRoutes);
+  await app.register(serverInfoRoutes, { config, authRequired: !authenticator.anonymous });
   const urls = { publicUrl: config.publicUrl, trustProxy: config.trustProxy };
   const routeNow = overrides.now ?? Date.now;
   await app.register(uploadRoutes, {

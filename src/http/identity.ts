@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { SluiceError } from '../errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import type { Authenticator } from './authenticator.js';
-import { EXPIRES_PARAM, SIGNATURE_PARAM, type UrlSigner } from './signed-url.js';
+import { EXPIRES_PARAM, SIGNATURE_PARAM, type UrlScope, type UrlSigner } from './signed-url.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -15,7 +15,8 @@ declare module 'fastify' {
     /** No credentials needed (health checks, documentation). */
     public?: boolean;
     /** A signed upload URL may stand in for a token (chunk PUTs and status). */
-    signedUrl?: boolean;
+    /** A signed URL of this scope may stand in for a token (`true`: an upload URL). */
+    signedUrl?: boolean | UrlScope;
   }
 }
 
@@ -64,8 +65,8 @@ export function registerIdentity(app: FastifyInstance, { authenticator, signer, 
 
     const query = request.query as Record<string, unknown>;
     if (query[SIGNATURE_PARAM] !== undefined || query[EXPIRES_PARAM] !== undefined) {
-      if (!config.signedUrl) throw unauthorized('a signed upload URL only sends chunks and reads status');
-      const owner = await signedUrlOwner(request, signer, ledger, now);
+      if (!config.signedUrl) throw unauthorized('a signed upload URL only sends chunks and reads status; a download link only downloads');
+      const owner = await signedUrlOwner(request, signer, ledger, now, config.signedUrl === true ? 'upload' : config.signedUrl);
       request.owner = owner;
       request.viaSignedUrl = true;
       return;
@@ -74,7 +75,7 @@ export function registerIdentity(app: FastifyInstance, { authenticator, signer, 
   });
 }
 
-async function signedUrlOwner(request: FastifyRequest, signer: UrlSigner, ledger: Ledger, now: () => number): Promise<string> {
+async function signedUrlOwner(request: FastifyRequest, signer: UrlSigner, ledger: Ledger, now: () => number, scope: UrlScope): Promise<string> {
   const query = request.query as Record<string, unknown>;
   const id = (request.params as { id?: unknown }).id;
   const expires = query[EXPIRES_PARAM];
@@ -83,7 +84,7 @@ async function signedUrlOwner(request: FastifyRequest, signer: UrlSigner, ledger
     typeof id !== 'string' ||
     typeof expires !== 'string' ||
     typeof signature !== 'string' ||
-    !signer.verify(id, expires, signature, Math.floor(now() / 1000))
+    !signer.verify(id, expires, signature, Math.floor(now() / 1000), scope)
   ) {
     throw new SluiceError('invalid_signature', 'the signed URL was altered, belongs to another upload, or has expired');
   }

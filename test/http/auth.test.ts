@@ -189,12 +189,39 @@ t.test('signed upload URLs: chunks and status without a token; nothing else; tam
   t.equal((await http('GET', `${s.url}/v1/uploads/${other.id}${u.search}`)).status, 403, "another upload's id");
   t.equal((await http('POST', `${s.url}/v1/uploads/${up.id}/finish${u.search}`, { json: {} })).status, 401, 'never finish');
   t.equal((await http('DELETE', `${s.url}/v1/uploads/${up.id}${u.search}`)).status, 401, 'never delete');
-  t.equal((await http('GET', `${s.url}/v1/uploads/${up.id}/content${u.search}`)).status, 401, 'never download');
+  t.equal((await http('GET', `${s.url}/v1/uploads/${up.id}/content${u.search}`)).status, 403, 'never download (a download link is signed for that)');
   await sleep(2100);
   const expired = await http('GET', up.upload_url);
   t.same([expired.status, expired.body.code], [403, 'invalid_signature'], 'expired');
   const fin = await http('POST', `${s.url}/v1/uploads/${up.id}/finish`, { json: {}, headers: as(ALICE) });
   t.same([fin.status, fin.body.sha256], [200, sha256(data)], 'the owner finishes it');
+});
+
+t.test('download links: a completed upload lists a signed download_url that needs no token; an upload URL does not download', async (t) => {
+  const s = await withTokens(t);
+  const data = randomBytes(3000);
+  const up = (await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'r.bin', size: data.length }, headers: as(ALICE) })).body;
+  t.equal(
+    (await http('PUT', `${s.url}/v1/uploads/${up.id}/chunks/0`, { body: data, headers: { ...as(ALICE), 'content-type': 'application/octet-stream' } })).status,
+    200,
+  );
+  t.notOk((await http('GET', `${s.url}/v1/uploads/${up.id}`, { headers: as(ALICE) })).body.download_url, 'no link before it completes');
+  await http('POST', `${s.url}/v1/uploads/${up.id}/finish`, { json: { sha256: sha256(data) }, headers: as(ALICE) });
+  const st = (await http('GET', `${s.url}/v1/uploads/${up.id}`, { headers: as(ALICE) })).body;
+  t.match(st.download_url, new RegExp(`/v1/uploads/${up.id}/content\\?expires=\\d+&signature=`));
+  const listed = (await http('GET', `${s.url}/v1/uploads`, { headers: as(ALICE) })).body.uploads[0];
+  t.match(listed.download_url, /signature=/, 'the list carries it too');
+  const got = await fetch(st.download_url);
+  t.equal(got.status, 200);
+  t.equal(sha256(Buffer.from(await got.arrayBuffer())), sha256(data), 'the file, without a token');
+  const link = new URL(st.download_url);
+  const asUpload = await http('GET', `${s.url}/v1/uploads/${up.id}?${link.searchParams}`);
+  t.same([asUpload.status, asUpload.body.code], [403, 'invalid_signature'], 'a download link is not an upload URL');
+  const uploadUrl = new URL(up.upload_url);
+  const asDownload = await http('GET', `${s.url}/v1/uploads/${up.id}/content${uploadUrl.search}`);
+  t.same([asDownload.status, asDownload.body.code], [403, 'invalid_signature'], 'an upload URL does not download');
+  const other = (await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'o', size: 1 }, headers: as(ALICE) })).body;
+  t.equal((await http('GET', `${s.url}/v1/uploads/${other.id}/content${link.search}`)).status, 403, "another upload's link");
 });
 
 t.test('the signing key is generated once and kept in DATA_DIR, so URLs survive a restart', async (t) => {

@@ -9,6 +9,8 @@ export const contentRoutes: FastifyPluginAsyncTypebox<{ service: UploadService }
   app.get(
     '/v1/uploads/:id/content',
     {
+      // A download link (`download_url` in the status) stands in for the token.
+      config: { signedUrl: 'download' },
       schema: {
         tags: ['uploads'],
         summary: 'Download a completed upload',

@@ -142,6 +142,9 @@ const uploadFields = {
   sha256: Type.Optional(Type.String()),
   location: Type.Optional(Location),
   failure: Type.Optional(Type.String()),
+  download_url: Type.Optional(
+    Type.String({ description: 'Completed uploads, in status and list answers: a signed link to the file that needs no token (SIGNED_URL_TTL)' }),
+  ),
 };
 
 export const UploadSummary = Type.Object(uploadFields);

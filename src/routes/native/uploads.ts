@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { SluiceError } from '../../errors.js';
+import type { Upload } from '../../ledger/ledger.js';
 import type { UploadService } from '../../service/upload-service.js';
 import type { FastifyRequest } from 'fastify';
 import { absoluteUrl, type UrlOptions } from '../../http/urls.js';
@@ -65,6 +66,14 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
       chunk_url_template: `${base}/chunks/{index}?${query}`,
       upload_url_expires_at: new Date(expiresAt * 1000).toISOString(),
     };
+  };
+
+  /** A completed upload's signed download link, for a browser (which cannot send a token with a link). */
+  const withLink = (request: FastifyRequest, upload: Upload) => {
+    const shown = presentUpload(upload);
+    if (upload.status !== 'completed') return shown;
+    const expiresAt = Math.floor((now() + signedUrlTtlMs) / 1000);
+    return { ...shown, download_url: `${absoluteUrl(request, urls, `/v1/uploads/${upload.id}/content`)}?${signer.query(upload.id, expiresAt, 'download')}` };
   };
 
   app.post(
@@ -132,7 +141,7 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
       const page = await service.missingChunks(upload, limit + 1, from);
       const missing = page.slice(0, limit);
       return {
-        ...presentUpload(upload),
+        ...(request.viaSignedUrl ? presentUpload(upload) : withLink(request, upload)),
         missing_chunks: missing,
         missing_chunks_count: service.missingCount(upload),
         ...(page.length > limit && { missing_chunks_next: missing[missing.length - 1] as number }),
@@ -157,7 +166,7 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
       const rows = await service.list(request.owner, limit + 1, after);
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
-      return { uploads: page.map(presentUpload), next_cursor: rows.length > limit && last ? encodeCursor(last) : null };
+      return { uploads: page.map((u) => withLink(request, u)), next_cursor: rows.length > limit && last ? encodeCursor(last) : null };
     },
   );
 
