@@ -9,8 +9,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json ./
-COPY scripts/build-server.mjs scripts/esbuild-node.mjs ./scripts/
+COPY scripts/build-server.mjs scripts/build-web.mjs scripts/esbuild-node.mjs ./scripts/
 COPY src ./src
+COPY web ./web
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: production dependencies and the bundle only, as a non-root user.
@@ -23,7 +24,8 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/server ./dist/server
-COPY web ./web
+COPY --from=build /app/dist/web ./dist/web
+COPY web/index.html web/favicon.svg ./web/
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

@@ -36,8 +36,9 @@ const seaConfig = {
   assets: {
     'better_sqlite3.node': path.join(path.dirname(require.resolve('better-sqlite3/package.json')), 'build/Release/better_sqlite3.node'),
     'index.html': 'web/index.html',
-    'app.js': 'web/app.js',
-    'tus.min.js': require.resolve('tus-js-client/dist/tus.min.js'),
+    'favicon.svg': 'web/favicon.svg',
+    'app.js': 'dist/web/app.js',
+    'app.css': 'dist/web/app.css',
     'package.json': 'package.json',
     'hash-thread.cjs': `${out}/hash-thread.cjs`,
   },

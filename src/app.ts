@@ -14,6 +14,7 @@ import underPressure from '@fastify/under-pressure';
 import { healthRoutes } from './routes/health.js';
 import { chunkRoutes } from './routes/native/chunks.js';
 import { contentRoutes } from './routes/native/content.js';
+import { fileRoutes } from './routes/native/files.js';
 import { uploadRoutes } from './routes/native/uploads.js';
 import { partRoutes } from './routes/native/parts.js';
 import { tusErrorRenderer } from './routes/tus/tus-errors.js';
@@ -211,6 +212,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(partRoutes, { service, urls, signer, directUrlTtlMs: config.directUrlTtlMs, now: routeNow });
   await app.register(chunkRoutes, { service });
   await app.register(contentRoutes, { service });
+  await app.register(fileRoutes, { service });
   await app.register(tusRoutes, {
     service,
     tusPath: config.tusPath,

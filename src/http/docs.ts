@@ -17,6 +17,7 @@ const OPENAPI = (version: string): FastifyDynamicSwaggerOptions['openapi'] => ({
     { name: 'uploads', description: 'Upload sessions' },
     { name: 'chunks', description: 'Chunk bodies (application/octet-stream)' },
     { name: 'direct', description: 'Direct uploads: part URLs for the store (S3) or this server, and the parts sent' },
+    { name: 'files', description: 'Completed uploads as files' },
     { name: 'operations', description: 'Health and metrics' },
   ],
   components: {

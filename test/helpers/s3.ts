@@ -25,13 +25,23 @@ export interface FakeS3 {
   exists(key: string): Promise<boolean>;
 }
 
-/** Starts s3rver on 127.0.0.1 with one bucket; stopped at teardown. */
-export async function startS3(t: Tap, bucket = 'sluice-test'): Promise<FakeS3> {
+/**
+ * Starts s3rver on 127.0.0.1 with one bucket; stopped at teardown. With `corsOrigins`, the bucket
+ * has the CORS rule the README asks for (PUT from those origins, ETag exposed), for a browser.
+ */
+export async function startS3(t: Tap, bucket = 'sluice-test', opts: { corsOrigins?: string[] } = {}): Promise<FakeS3> {
+  const cors = opts.corsOrigins
+    ? [
+        `<CORSConfiguration><CORSRule>${opts.corsOrigins.map((o) => `<AllowedOrigin>${o}</AllowedOrigin>`).join('')}` +
+          '<AllowedMethod>PUT</AllowedMethod><AllowedMethod>GET</AllowedMethod><AllowedHeader>*</AllowedHeader>' +
+          '<ExposeHeader>ETag</ExposeHeader><MaxAgeSeconds>3600</MaxAgeSeconds></CORSRule></CORSConfiguration>',
+      ]
+    : [];
   const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-s3-'));
   let port = 0;
   let server: any;
   const start = async () => {
-    server = new S3rver({ port, address: '127.0.0.1', directory, silent: true, configureBuckets: [{ name: bucket }] });
+    server = new S3rver({ port, address: '127.0.0.1', directory, silent: true, configureBuckets: [{ name: bucket, configs: cors }] });
     const address = await server.run();
     port = address.port;
   };

@@ -195,3 +195,42 @@ t.test('X-Request-ID is accepted or generated, and echoed', async (t) => {
   const hostile = await http('GET', `${s.url}/healthz`, { headers: { 'x-request-id': 'x'.repeat(500) } });
   t.not(hostile.headers['x-request-id'], 'x'.repeat(500), 'an overlong id is replaced');
 });
+
+t.test('DELETE /v1/files/:id removes a completed file, aborts an unfinished upload, and is idempotent', async (t) => {
+  const s = await startServer(t, { env: { AUTH_TOKENS: 'alice-token-0123456789abcdef:alice,bob-token-0123456789abcdef0000:bob' } });
+  const alice = { authorization: 'Bearer alice-token-0123456789abcdef' };
+  const data = randomBytes(5000);
+  const up = (await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'gone.bin', size: data.length }, headers: alice })).body;
+  await http('PUT', `${s.url}/v1/uploads/${up.id}/chunks/0`, { body: data, headers: { ...alice, 'content-type': 'application/octet-stream' } });
+  const fin = await http('POST', `${s.url}/v1/uploads/${up.id}/finish`, { json: { sha256: sha256(data) }, headers: alice });
+  const stored = path.join(s.dataDir, fin.body.location.path as string);
+  t.equal(sha256(await fs.readFile(stored)), sha256(data));
+  const bob = await http('DELETE', `${s.url}/v1/files/${up.id}`, { headers: { authorization: 'Bearer bob-token-0123456789abcdef0000' } });
+  t.same([bob.status, bob.body.code], [404, 'not_found'], "another user's file is not there for them");
+  t.equal((await http('DELETE', `${s.url}/v1/files/${up.id}`, { headers: alice })).status, 204);
+  await t.rejects(fs.access(stored), 'the stored bytes are gone');
+  t.equal((await http('GET', `${s.url}/v1/uploads/${up.id}`, { headers: alice })).body.status, 'aborted');
+  t.equal((await http('GET', `${s.url}/v1/uploads/${up.id}/content`, { headers: alice })).status, 409, 'nothing to download');
+  t.equal((await http('DELETE', `${s.url}/v1/files/${up.id}`, { headers: alice })).status, 204, 'again: a no-op');
+  const open = (await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'open.bin', size: 10 }, headers: alice })).body;
+  t.equal((await http('DELETE', `${s.url}/v1/files/${open.id}`, { headers: alice })).status, 204);
+  t.equal((await http('GET', `${s.url}/v1/uploads/${open.id}`, { headers: alice })).body.status, 'aborted', 'an unfinished one is aborted');
+});
+
+t.test('GET /v1/server: the limits and how uploads travel, without a token', async (t) => {
+  const s = await startServer(t, {
+    env: { AUTH_TOKENS: 'alice-token-0123456789abcdef:alice', MAX_UPLOAD_SIZE: '2GiB', ALLOWED_TYPES: 'image/png,application/pdf' },
+  });
+  const info = await http('GET', `${s.url}/v1/server`);
+  t.equal(info.status, 200);
+  t.match(info.body, {
+    name: 'sluice',
+    auth_required: true,
+    max_upload_size: 2 * 1024 ** 3,
+    allowed_types: ['image/png', 'application/pdf'],
+    tus_endpoint: '/files',
+    direct_uploads: 'server',
+  });
+  const open = await startServer(t);
+  t.same([(await http('GET', `${open.url}/v1/server`)).body.auth_required, (await http('GET', `${open.url}/v1/server`)).body.allowed_types], [false, null]);
+});
