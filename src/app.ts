@@ -25,6 +25,9 @@ import { answerClientError, serverFactory } from './http/server-factory.js';
 import { docs } from './http/docs.js';
 import { MemoryPressure } from './http/memory-pressure.js';
 import { Metrics, metricsRoutes } from './http/metrics.js';
+import { ownBaseUrl, wireEvents } from './events/wiring.js';
+import { eventRoutes } from './routes/native/events.js';
+import type { AddressInfo } from 'node:net';
 
 export interface AppOverrides extends CoreOverrides {
   /** A logger switch or pino options; defaults to the configured level on stdout. */
@@ -112,7 +115,15 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   const metrics = new Metrics();
-  const core = await openCore(config, app.log, { ...overrides, events: metrics.record });
+  // Links sent outside a request (to hooks and webhooks) are signed, and absolute on this server.
+  let signer: UrlSigner | undefined;
+  const wired = wireEvents(
+    config,
+    app.log,
+    () => ownBaseUrl(config.publicUrl, app.server.address() as AddressInfo | null),
+    () => signer as UrlSigner,
+  );
+  const core = await openCore(config, app.log, { ...overrides, events: metrics.record, ...(wired.hooks && { hooks: wired.hooks }) });
   const { ledger, service, store } = core;
   const report = await service.reconcile();
   if (Object.values(report).some((n) => n > 0)) app.log.warn({ ...report, event: 'reconciled' }, 'start-up reconciliation changed state');
@@ -138,7 +149,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   registerErrorHandler(app, tusFamily);
   app.decorate('onClientAborted', () => metrics.clientAborted());
   const authenticator = new Authenticator(config.auth);
-  const signer = new UrlSigner(await loadSigningKey(config.dataDir, config.auth.signingSecret));
+  signer = new UrlSigner(await loadSigningKey(config.dataDir, config.auth.signingSecret));
   registerIdentity(app, { authenticator, signer, ledger, now: overrides.now ?? Date.now });
   // Overload: answer 503 + Retry-After instead of falling over (event-loop delay, memory). The
   // operational routes (health, metrics) are never shed: they report the overload instead.
@@ -213,6 +224,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(chunkRoutes, { service });
   await app.register(contentRoutes, { service });
   await app.register(fileRoutes, { service });
+  await app.register(eventRoutes, { service, staged: wired.staged, processorToken: config.events.processorToken });
   await app.register(tusRoutes, {
     service,
     tusPath: config.tusPath,
@@ -230,6 +242,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       if (n > 0) app.log.info({ count: n, event: 'sweep' }, 'expired uploads removed');
       // tus uploads with every byte but no published file (a store outage): try again.
       await service.retryPublishing();
+      await ledger.events.prune(Date.now() - config.events.retentionMs);
       await ledger.maintain();
     } catch (err) {
       app.log.error({ err, event: 'sweep_failed' }, 'expiry sweep failed');
@@ -238,6 +251,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   const sweeper = setInterval(() => void sweep(), config.sweepIntervalMs);
   sweeper.unref();
   app.addHook('onReady', sweep);
+  // Webhooks (and the post-processor's deliveries) go out from the outbox once the server is up.
+  const dispatcher = wired.dispatcher(ledger.events, metrics.webhookAttempt);
+  if (dispatcher) app.addHook('onReady', () => dispatcher.start());
   // Node closes idle keep-alive sockets once, when close() starts. A streamed response that ends a
   // tick later leaves its socket open until the keep-alive timeout, holding shutdown for a minute;
   // so keep closing idle sockets until the server is really closed.
@@ -251,6 +267,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   app.addHook('onClose', async () => {
     clearInterval(sweeper);
+    await dispatcher?.stop();
     memory.stop();
     await core.service.close();
     await ledger.close();

@@ -78,6 +78,33 @@ export interface Config {
    * streamed into a part of a multipart upload in the bucket; no staging file on local disk).
    */
   stagingBackend: 'local' | 's3';
+  events: EventsConfig;
+}
+
+/** Events for applications: the outbox, webhooks, blocking hooks and post-processing. */
+export interface EventsConfig {
+  webhookUrls: string[];
+  /** Standard Webhooks secret (`whsec_...`) that signs every webhook, hook call and processing request. */
+  secret: string | undefined;
+  /** A webhook is retried (backoff from retryMinMs, with jitter) until this long after its event. */
+  retryForMs: number;
+  retryMinMs: number;
+  timeoutMs: number;
+  /** Events are kept this long for GET /v1/events (longer while a delivery still waits for one). */
+  retentionMs: number;
+  /** An `upload.progress` event at most this often per upload; 0: none. */
+  progressIntervalMs: number;
+  hooks: {
+    preCreateUrl: string | undefined;
+    prePublishUrl: string | undefined;
+    timeoutMs: number;
+    /** An unreachable hook lets the request through (instead of a retryable 503). */
+    failOpen: boolean;
+  };
+  /** Stored uploads go to `processing` and this processor is told (a durable, signed delivery). */
+  postProcessUrl: string | undefined;
+  /** The service token the processor answers with (POST /v1/uploads/:id/processing). */
+  processorToken: string | undefined;
 }
 
 export type MemoryProfile = 'small' | 'fast';

@@ -4,6 +4,7 @@ import { packageRoot } from './lib/package-root.js';
 import { inSea, seaAsset } from './lib/sea.js';
 import { formatBytes, parseBytes, parseDuration } from './lib/units.js';
 
+import { loadEventsConfig } from './config-events.js';
 import type { AuthConfig, Config, MemoryProfile, StorageConfig } from './config-types.js';
 
 export type * from './config-types.js';
@@ -265,6 +266,8 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     };
   }
 
+  const events = loadEventsConfig(env, read, duration, problems);
+
   if (minChunkSize > maxChunkSize) {
     problems.push(`MIN_CHUNK_SIZE (${formatBytes(minChunkSize)}) is larger than MAX_CHUNK_SIZE (${formatBytes(maxChunkSize)})`);
   }
@@ -309,5 +312,6 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     gcEveryBytes,
     storage,
     stagingBackend,
+    events,
   };
 }

@@ -12,6 +12,7 @@ import { LocalStore } from './storage/local-store.js';
 import { StagingArea } from './storage/staging-area.js';
 import type { StatFs } from './storage/disk-space.js';
 import type { EventSink } from './service/upload-types.js';
+import type { Hooks } from './service/hooks.js';
 
 export interface CoreOverrides {
   /** Replaces the configured store (tests inject failing stores this way). */
@@ -21,6 +22,8 @@ export interface CoreOverrides {
   statfs?: StatFs;
   /** Told what the service does (metrics). */
   events?: EventSink;
+  /** The application's blocking hooks (HOOK_PRE_CREATE_URL, HOOK_PRE_PUBLISH_URL). */
+  hooks?: Hooks;
 }
 
 /** The engine without HTTP: ledger, staging area, store and the upload service over them. */
@@ -81,7 +84,7 @@ export async function openCore(config: Config, log: FastifyBaseLogger, overrides
     if (err instanceof DatabaseDamagedError) throw new StartupError(err.message, { cause: err });
     throw err;
   }
-  const ledger = new SqliteLedger(db);
+  const ledger = new SqliteLedger(db, { progressIntervalMs: config.events.progressIntervalMs });
   const direct = await createDirect(config, store);
   const service = new UploadService({
     config,
@@ -93,6 +96,7 @@ export async function openCore(config: Config, log: FastifyBaseLogger, overrides
     ...(overrides.now && { now: overrides.now }),
     ...(overrides.statfs && { statfs: overrides.statfs }),
     ...(overrides.events && { events: overrides.events }),
+    ...(overrides.hooks && { hooks: overrides.hooks }),
   });
   return { ledger, staging, store, service };
 }

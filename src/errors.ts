@@ -17,6 +17,7 @@ export const ERRORS = {
   invalid_signature: { status: 403, title: 'The signed URL is invalid or has expired' },
   checksum_algorithm_unsupported: { status: 400, title: 'The checksum algorithm is not supported' },
   concat_final_immutable: { status: 403, title: 'A final (concatenated) upload cannot be written to' },
+  rejected_by_hook: { status: 403, title: "The application's hook refused the upload" },
   not_found: { status: 404, title: 'No such upload' },
   route_not_found: { status: 404, title: 'No such route' },
   chunk_conflict: { status: 409, title: 'This chunk was already received with different bytes' },
@@ -26,6 +27,7 @@ export const ERRORS = {
   part_in_use: { status: 409, title: 'The upload is a part of a composed upload that is not finished' },
   offset_mismatch: { status: 409, title: "Upload-Offset does not match the upload's offset" },
   upload_not_completed: { status: 409, title: 'The upload is not completed' },
+  not_processing: { status: 409, title: 'The upload is not waiting for its post-processor' },
   upload_completed: { status: 410, title: 'The upload is already complete' },
   upload_expired: { status: 410, title: 'The upload has expired' },
   tus_version_unsupported: { status: 412, title: 'The Tus-Resumable version is not supported' },
@@ -48,6 +50,7 @@ export const ERRORS = {
   insufficient_storage: { status: 507, title: 'Not enough disk space for this upload' },
   shutting_down: { status: 503, title: 'The server is shutting down; resume from the recorded offset' },
   storage_unavailable: { status: 503, title: 'The storage backend is unavailable; try again later' },
+  hook_unavailable: { status: 503, title: "The application's hook could not be asked; try again later" },
   staging_failed: { status: 503, title: 'Writing to the staging disk failed; nothing was recorded, send it again' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

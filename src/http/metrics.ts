@@ -79,6 +79,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly webhooks = new Counter({
+    name: 'sluice_webhook_attempts_total',
+    help: 'Webhook delivery attempts by outcome: delivered (2xx), failed (tried again), dead (given up, or 410 Gone)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  private readonly webhookPending = new Gauge({
+    name: 'sluice_webhook_pending',
+    help: 'Webhook deliveries not delivered yet',
+    registers: [this.registry],
+  });
+  private readonly webhookOldest = new Gauge({
+    name: 'sluice_webhook_oldest_pending_seconds',
+    help: 'Age of the event of the oldest webhook delivery still pending (0: none)',
+    registers: [this.registry],
+  });
+
+  readonly webhookAttempt = (outcome: 'delivered' | 'failed' | 'dead'): void => {
+    this.webhooks.inc({ outcome });
+  };
+
   clientAborted(): void {
     this.clientAborts.inc();
   }
@@ -87,6 +108,9 @@ export class Metrics {
   async render(ledger: Ledger): Promise<string> {
     const stats = await ledger.activeStats();
     this.active.set(stats.active);
+    const deliveries = await ledger.events.stats();
+    this.webhookPending.set(deliveries.pending);
+    this.webhookOldest.set(deliveries.oldestPendingAt === undefined ? 0 : Math.max(0, (Date.now() - deliveries.oldestPendingAt) / 1000));
     this.staged.set(stats.stagedBytes);
     // The ledger counts its commits itself; counters cannot be set, so they are re-filled.
     const commits = ledger.commitStats();

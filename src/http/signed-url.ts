@@ -8,7 +8,8 @@ export const SIGNATURE_PARAM = 'signature';
  * What a signed URL grants: `upload` - send that upload's chunks and read its status; `download` -
  * read its completed file (a link to hand to a browser, which cannot send an Authorization header).
  */
-export type UrlScope = 'upload' | 'download';
+/** `staged`: the verified bytes of an upload that a pre-publish hook is being asked about. */
+export type UrlScope = 'upload' | 'download' | 'staged';
 
 /**
  * Signed URLs: a capability bound to one upload id and one scope, valid until `expires` (Unix

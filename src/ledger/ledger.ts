@@ -7,7 +7,15 @@
  * returns a promise, so that a ledger on a database server can implement the same interface.
  */
 
-export type UploadStatus = 'uploading' | 'finishing' | 'completed' | 'failed' | 'aborted' | 'expired';
+import type { EventLedger } from './ledger-events.js';
+
+export type * from './ledger-events.js';
+
+/**
+ * `processing`: the file is stored and a post-processor (POST_PROCESS_URL) has not answered yet;
+ * it becomes `completed` or `failed` by that answer.
+ */
+export type UploadStatus = 'uploading' | 'finishing' | 'processing' | 'completed' | 'failed' | 'aborted' | 'expired';
 
 /**
  * How an upload's bytes arrive: `grid` - fixed-size chunks at known offsets, in any order;
@@ -66,9 +74,19 @@ export interface Upload {
    * part (null when the bytes end on a part boundary).
    */
   tail: string | null;
+  /** A post-processor's answer: what it made (`outputs`) or why it failed (`message`). */
+  processing: ProcessingResult | null;
+}
+
+export interface ProcessingResult {
+  status: 'completed' | 'failed';
+  outputs?: Record<string, unknown> | undefined;
+  message?: string | undefined;
 }
 
 export type Transfer = 'server' | 'direct';
+
+export type FileChange = Partial<Pick<Upload, 'fileName' | 'contentType' | 'metadata'>>;
 
 /** A part of a direct upload: what the client reported sending (`etag`), or only declared. */
 export interface DirectPart {
@@ -199,6 +217,8 @@ export interface Discard {
 export interface Ledger {
   /** The parts of direct uploads. */
   readonly parts: PartLedger;
+  /** The event outbox and its webhook deliveries (ledger-events.ts). */
+  readonly events: EventLedger;
   /**
    * Creates an upload unless its owner already has `limits.maxActive` unfinished uploads, the new
    * one would take their reservations past `limits.quota`, or the disk cannot hold it next to every
@@ -248,9 +268,16 @@ export interface Ledger {
    * without them (their rows and their bytes in the counters go), in one transaction.
    */
   reopenWithout(id: string, indexes: number[], now: number, failure: string): Promise<boolean>;
-  /** `finishing` -> `completed` at `location`; a composed upload's parts are consumed with it. */
-  complete(id: string, sha256: string, location: StoredLocation, now: number): Promise<boolean>;
-  /** A completed upload whose stored file is being deleted: -> `aborted`. */
+  /**
+   * `finishing` -> `completed` at `location` (or -> `processing`, stored but waiting for its
+   * post-processor); a composed upload's parts are consumed with it.
+   */
+  complete(id: string, sha256: string, location: StoredLocation, now: number, processing?: boolean): Promise<boolean>;
+  /** A post-processor's answer: `processing` -> `completed` or `failed`, keeping the answer. */
+  processed(id: string, result: ProcessingResult, now: number): Promise<boolean>;
+  /** A stored file's name, type or metadata changed (completed or processing uploads only). */
+  updateFile(id: string, change: FileChange, now: number): Promise<Upload | undefined>;
+  /** A completed (or processing) upload whose stored file is being deleted: -> `aborted`. */
   terminateCompleted(id: string, now: number): Promise<boolean>;
   /** One page of an owner's uploads, newest first (keyset on created_at, id); parts of a composed upload are left out (it lists them). */
   list(owner: string, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]>;

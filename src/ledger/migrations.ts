@@ -143,4 +143,85 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE uploads ADD COLUMN tail TEXT;
   `,
+  // 7: events for applications. An upload may wait for a post-processor (`processing`: its file
+  // is stored, the processor's answer is not in), which the status CHECK must allow (so the table
+  // is rebuilt, as in 4); `processing` keeps the processor's answer (JSON), `progress_at` when the
+  // last progress event was written. The event outbox is written in the transaction of the change
+  // it reports; each webhook endpoint has a cursor into it and a delivery row per event it takes.
+  `
+  CREATE TABLE uploads_v7 (
+    id              TEXT PRIMARY KEY,
+    owner           TEXT NOT NULL,
+    layout          TEXT NOT NULL CHECK (layout IN ('grid', 'stream')),
+    protocol        TEXT NOT NULL CHECK (protocol IN ('native', 'tus', 'ietf')),
+    file_name       TEXT NOT NULL,
+    content_type    TEXT NOT NULL,
+    metadata        TEXT NOT NULL DEFAULT '{}',
+    size            INTEGER NOT NULL CHECK (size >= 0),
+    chunk_size      INTEGER NOT NULL CHECK (chunk_size > 0),
+    total_chunks    INTEGER NOT NULL CHECK (total_chunks >= 0),
+    expected_sha256 TEXT,
+    status          TEXT NOT NULL CHECK (status IN ('uploading', 'finishing', 'processing', 'completed', 'failed', 'aborted', 'expired')),
+    chunks_received INTEGER NOT NULL DEFAULT 0,
+    bytes_received  INTEGER NOT NULL DEFAULT 0,
+    sha256          TEXT,
+    location        TEXT,
+    failure         TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    expires_at      INTEGER NOT NULL,
+    completed_at    INTEGER,
+    length_deferred INTEGER NOT NULL DEFAULT 0,
+    echo            TEXT,
+    is_part         INTEGER NOT NULL DEFAULT 0,
+    parts           TEXT,
+    transfer        TEXT NOT NULL DEFAULT 'server' CHECK (transfer IN ('server', 'direct')),
+    multipart       TEXT,
+    tail            TEXT,
+    processing      TEXT,
+    progress_at     INTEGER
+  );
+  INSERT INTO uploads_v7
+    SELECT id, owner, layout, protocol, file_name, content_type, metadata, size, chunk_size, total_chunks, expected_sha256,
+           status, chunks_received, bytes_received, sha256, location, failure, created_at, updated_at, expires_at,
+           completed_at, length_deferred, echo, is_part, parts, transfer, multipart, tail, NULL, NULL
+    FROM uploads;
+  DROP TABLE uploads;
+  ALTER TABLE uploads_v7 RENAME TO uploads;
+  CREATE INDEX uploads_owner_created ON uploads (owner, created_at DESC, id DESC);
+  CREATE INDEX uploads_status_expires ON uploads (status, expires_at);
+  CREATE INDEX uploads_composed ON uploads (status) WHERE parts IS NOT NULL;
+
+  CREATE TABLE events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    type       TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    upload_id  TEXT NOT NULL,
+    data       TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX events_owner ON events (owner, id);
+  CREATE INDEX events_created ON events (created_at);
+
+  CREATE TABLE webhook_endpoints (
+    url        TEXT PRIMARY KEY,
+    cursor     INTEGER NOT NULL,
+    types      TEXT,
+    stopped_at INTEGER,
+    stop_note  TEXT
+  );
+  CREATE TABLE webhook_deliveries (
+    endpoint     TEXT NOT NULL REFERENCES webhook_endpoints (url) ON DELETE CASCADE,
+    event_id     INTEGER NOT NULL,
+    upload_id    TEXT NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'dead')),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    next_at      INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_error   TEXT,
+    done_at      INTEGER,
+    PRIMARY KEY (endpoint, event_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX webhook_pending ON webhook_deliveries (endpoint, upload_id, event_id) WHERE state = 'pending';
+  `,
 ];

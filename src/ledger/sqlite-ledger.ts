@@ -1,6 +1,7 @@
 import type { Statement, Transaction } from 'better-sqlite3';
 import { checkpoint, type Db } from './database.js';
 import { GroupCommit } from './group-commit.js';
+import { SqliteEvents } from './sqlite-events.js';
 import { SqliteParts } from './sqlite-parts.js';
 import { type ChunkRow, type UploadRow, bumped, toChunk, toUpload } from './sqlite-rows.js';
 import type {
@@ -9,11 +10,14 @@ import type {
   CreateResult,
   Discard,
   DiskBudget,
+  EventType,
   Extent,
   Fence,
+  FileChange,
   Ledger,
   NewUpload,
   OwnerLimits,
+  ProcessingResult,
   RecordChunkResult,
   SetLengthResult,
   StagedAppend,
@@ -64,9 +68,16 @@ const SQL = {
     UPDATE uploads SET status = @to, updated_at = @now, failure = COALESCE(@failure, failure)
     WHERE id = @id AND status = @from`,
   complete: `
-    UPDATE uploads SET status = 'completed', sha256 = @sha256, location = @location, updated_at = @now,
+    UPDATE uploads SET status = @status, sha256 = @sha256, location = @location, updated_at = @now,
                        completed_at = @now, failure = NULL
     WHERE id = @id AND status = 'finishing'`,
+  processed: `
+    UPDATE uploads SET status = @status, processing = @result, failure = @failure, updated_at = @now
+    WHERE id = @id AND status = 'processing'`,
+  updateFile: `
+    UPDATE uploads SET file_name = COALESCE(@fileName, file_name), content_type = COALESCE(@contentType, content_type),
+                       metadata = COALESCE(@metadata, metadata), updated_at = @now
+    WHERE id = @id AND status IN ('completed', 'processing') AND is_part = 0`,
   consumePart: `
     UPDATE uploads SET status = 'completed', location = @location, updated_at = @now, completed_at = @now
     WHERE id = @id AND status = 'uploading' AND is_part = 1`,
@@ -86,7 +97,7 @@ const SQL = {
   awaitingPublish: `
     SELECT id FROM uploads WHERE layout = 'stream' AND status = 'uploading' AND length_deferred = 0
       AND ((parts IS NULL AND is_part = 0 AND bytes_received = size) OR parts IS NOT NULL)`,
-  terminateCompleted: `UPDATE uploads SET status = 'aborted', updated_at = @now WHERE id = @id AND status = 'completed'`,
+  terminateCompleted: `UPDATE uploads SET status = 'aborted', updated_at = @now WHERE id = @id AND status IN ('completed', 'processing')`,
   // A composed upload's bytes are its parts': count them once. An upload whose length is not
   // known yet holds the bytes it has received.
   usage: `
@@ -105,6 +116,15 @@ const SQL = {
 
 type Stmts = { [K in keyof typeof SQL]: Statement };
 
+/** The event a move into each state writes (other states are steps on the way, not news). */
+const ENTERED: Partial<Record<UploadStatus, EventType>> = {
+  processing: 'upload.processing',
+  completed: 'upload.completed',
+  failed: 'upload.failed',
+  aborted: 'upload.aborted',
+  expired: 'upload.expired',
+};
+
 /**
  * The embedded ledger: SQLite through better-sqlite3 (synchronous; each call is short and local).
  * Chunk and extent records of one event-loop turn share one transaction and one WAL fsync
@@ -114,6 +134,7 @@ export class SqliteLedger implements Ledger {
   private readonly s: Stmts;
   private readonly group: GroupCommit;
   readonly parts: SqliteParts;
+  readonly events: SqliteEvents;
   // Created once rather than per call (it showed in per-chunk profiles; BENCHMARKS.md item 13).
   private readonly recordChunkTx: Transaction<(id: string, chunk: Chunk, fence: Fence) => RecordChunkResult>;
   private readonly recordExtentTx: Transaction<(id: string, extent: Extent, now: number, quota: number | undefined, fence: Fence) => AppendResult>;
@@ -121,12 +142,21 @@ export class SqliteLedger implements Ledger {
   private readonly setLengthTx: Transaction<(id: string, size: number, now: number, quota: number | undefined) => SetLengthResult>;
   private readonly createTx: Transaction<(u: NewUpload, limits: OwnerLimits, disk: DiskBudget | undefined) => CreateResult>;
   private readonly discardTx: Transaction<(id: string, how: Discard) => boolean>;
-  private readonly completeTx: Transaction<(id: string, sha256: string, location: StoredLocation, now: number) => boolean>;
+  private readonly completeTx: Transaction<(id: string, sha256: string, location: StoredLocation, now: number, processing: boolean) => boolean>;
   private readonly reopenTx: Transaction<(id: string, indexes: number[], now: number, failure: string) => boolean>;
+  private readonly transitionTx: Transaction<(id: string, from: UploadStatus, to: UploadStatus, now: number, failure: string | null) => boolean>;
+  private readonly processedTx: Transaction<(id: string, result: ProcessingResult, now: number) => boolean>;
+  private readonly updateFileTx: Transaction<(id: string, change: FileChange, now: number) => Upload | undefined>;
+  private readonly terminateTx: Transaction<(id: string, now: number) => boolean>;
 
-  constructor(readonly db: Db) {
+  /** `progressIntervalMs`: an `upload.progress` event at most this often per upload (0: none). */
+  constructor(
+    readonly db: Db,
+    opts: { progressIntervalMs?: number } = {},
+  ) {
     this.group = new GroupCommit(db);
     this.s = Object.fromEntries(Object.entries(SQL).map(([k, sql]) => [k, db.prepare(sql)])) as Stmts;
+    this.events = new SqliteEvents(db, { progressIntervalMs: opts.progressIntervalMs ?? 0 });
     this.parts = new SqliteParts(db, this.group, (id) => this.read(id));
     this.recordChunkTx = db.transaction((id: string, chunk: Chunk, fence: Fence): RecordChunkResult => {
       if (!fence()) return { kind: 'fenced' };
@@ -136,7 +166,9 @@ export class SqliteLedger implements Ledger {
       if (existing) return existing.sha256 === chunk.sha256 ? { kind: 'duplicate', upload } : { kind: 'conflict', existing };
       this.s.insertChunk.run({ uploadId: id, ...chunk });
       this.s.bumpCounters.run({ id, length: chunk.length, now: chunk.receivedAt });
-      return { kind: 'recorded', upload: bumped(upload, chunk.length, chunk.receivedAt) };
+      const after = bumped(upload, chunk.length, chunk.receivedAt);
+      this.progress(after, chunk.receivedAt);
+      return { kind: 'recorded', upload: after };
     });
     this.recordExtentTx = db.transaction((id: string, extent: Extent, now: number, quota: number | undefined, fence: Fence): AppendResult => {
       if (!fence()) return { kind: 'fenced' };
@@ -151,7 +183,9 @@ export class SqliteLedger implements Ledger {
       }
       this.s.insertExtent.run({ id, length: extent.length, now });
       this.s.bumpCounters.run({ id, length: extent.length, now });
-      return { kind: 'recorded', upload: bumped(upload, extent.length, now) };
+      const after = bumped(upload, extent.length, now);
+      this.progress(after, now);
+      return { kind: 'recorded', upload: after };
     });
     this.recordStagedTx = db.transaction((id: string, staged: StagedAppend, now: number, quota: number | undefined, fence: Fence): AppendResult => {
       if (!fence()) return { kind: 'fenced' };
@@ -165,7 +199,9 @@ export class SqliteLedger implements Ledger {
       }
       for (const part of staged.parts) this.s.insertStagedPart.run({ id, ...part, now });
       this.s.advanceStaged.run({ id, length: extent.length, parts: staged.parts.length, tail: staged.tail, now });
-      return { kind: 'recorded', upload: this.read(id) as Upload };
+      const after = this.read(id) as Upload;
+      this.progress(after, now);
+      return { kind: 'recorded', upload: after };
     });
     this.setLengthTx = db.transaction((id: string, size: number, now: number, quota: number | undefined): SetLengthResult => {
       const upload = this.read(id);
@@ -200,12 +236,15 @@ export class SqliteLedger implements Ledger {
         transfer: u.transfer ?? 'server',
         multipart: u.multipart ?? null,
       });
-      return { kind: 'created', upload: this.read(u.id) as Upload };
+      const created = this.read(u.id) as Upload;
+      this.events.note('upload.created', created, u.createdAt);
+      return { kind: 'created', upload: created };
     });
     this.discardTx = db.transaction((id: string, how: Discard): boolean => {
       if (this.s.transition.run({ id, from: how.from, to: how.to, now: how.now, failure: how.failure ?? null }).changes !== 1) return false;
       this.s.deleteChunks.run(id);
       this.s.deleteParts.run(id);
+      this.entered(id, how.to, how.now);
       return true;
     });
     this.reopenTx = db.transaction((id: string, indexes: number[], now: number, failure: string): boolean => {
@@ -216,14 +255,57 @@ export class SqliteLedger implements Ledger {
       }
       return true;
     });
-    this.completeTx = db.transaction((id: string, sha256: string, location: StoredLocation, now: number): boolean => {
+    this.completeTx = db.transaction((id: string, sha256: string, location: StoredLocation, now: number, processing: boolean): boolean => {
       const upload = this.read(id);
       const loc = JSON.stringify(location);
-      if (this.s.complete.run({ id, sha256, location: loc, now }).changes !== 1) return false;
+      const status = processing ? 'processing' : 'completed';
+      if (this.s.complete.run({ id, sha256, location: loc, now, status }).changes !== 1) return false;
       // The parts' bytes now live in the composed upload: they are consumed with it.
       for (const part of upload?.parts ?? []) this.s.consumePart.run({ id: part, location: loc, now });
+      this.entered(id, status, now);
       return true;
     });
+    this.transitionTx = db.transaction((id: string, from: UploadStatus, to: UploadStatus, now: number, failure: string | null): boolean => {
+      if (this.s.transition.run({ id, from, to, now, failure }).changes !== 1) return false;
+      this.entered(id, to, now);
+      return true;
+    });
+    this.processedTx = db.transaction((id: string, result: ProcessingResult, now: number): boolean => {
+      const status = result.status;
+      const failure = status === 'failed' ? (result.message ?? 'post-processing failed') : null;
+      if (this.s.processed.run({ id, status, result: JSON.stringify(result), failure, now }).changes !== 1) return false;
+      this.entered(id, status, now);
+      return true;
+    });
+    this.updateFileTx = db.transaction((id: string, change: FileChange, now: number): Upload | undefined => {
+      const params = {
+        id,
+        now,
+        fileName: change.fileName ?? null,
+        contentType: change.contentType ?? null,
+        metadata: change.metadata ? JSON.stringify(change.metadata) : null,
+      };
+      if (this.s.updateFile.run(params).changes !== 1) return undefined;
+      const upload = this.read(id) as Upload;
+      this.events.note('file.updated', upload, now);
+      return upload;
+    });
+    this.terminateTx = db.transaction((id: string, now: number): boolean => {
+      if (this.s.terminateCompleted.run({ id, now }).changes !== 1) return false;
+      this.events.note('file.deleted', this.read(id) as Upload, now);
+      return true;
+    });
+  }
+
+  /** The event that a move into `status` writes, in the transaction that made the move. */
+  private entered(id: string, status: UploadStatus, now: number): void {
+    const type = ENTERED[status];
+    if (type) this.events.note(type, this.read(id) as Upload, now);
+  }
+
+  /** An `upload.progress` event, when one is due (EVENT_PROGRESS_INTERVAL). */
+  private progress(upload: Upload, now: number): void {
+    if (this.events.progressDue(upload.id, now)) this.events.note('upload.progress', upload, now);
   }
 
   private read(id: string): Upload | undefined {
@@ -296,7 +378,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async transition(id: string, from: UploadStatus, to: UploadStatus, now: number, failure: string | null = null): Promise<boolean> {
-    return this.s.transition.run({ id, from, to, now, failure }).changes === 1;
+    return this.transitionTx.immediate(id, from, to, now, failure);
   }
 
   async discard(id: string, how: Discard): Promise<boolean> {
@@ -311,12 +393,20 @@ export class SqliteLedger implements Ledger {
     return this.reopenTx.immediate(id, indexes, now, failure);
   }
 
-  async complete(id: string, sha256: string, location: StoredLocation, now: number): Promise<boolean> {
-    return this.completeTx.immediate(id, sha256, location, now);
+  async complete(id: string, sha256: string, location: StoredLocation, now: number, processing = false): Promise<boolean> {
+    return this.completeTx.immediate(id, sha256, location, now, processing);
+  }
+
+  async processed(id: string, result: ProcessingResult, now: number): Promise<boolean> {
+    return this.processedTx.immediate(id, result, now);
+  }
+
+  async updateFile(id: string, change: FileChange, now: number): Promise<Upload | undefined> {
+    return this.updateFileTx.immediate(id, change, now);
   }
 
   async terminateCompleted(id: string, now: number): Promise<boolean> {
-    return this.s.terminateCompleted.run({ id, now }).changes === 1;
+    return this.terminateTx.immediate(id, now);
   }
 
   async list(owner: string, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]> {

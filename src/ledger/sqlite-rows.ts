@@ -1,4 +1,4 @@
-import type { Chunk, StoredLocation, Upload, UploadStatus } from './ledger.js';
+import type { Chunk, ProcessingResult, StoredLocation, Upload, UploadStatus } from './ledger.js';
 
 /** SQLite rows and their conversion to the ledger's types. */
 
@@ -31,6 +31,7 @@ export interface UploadRow {
   transfer: Upload['transfer'];
   multipart: string | null;
   tail: string | null;
+  processing: string | null;
 }
 
 export interface ChunkRow {
@@ -71,6 +72,7 @@ export function toUpload(row: UploadRow): Upload {
     transfer: row.transfer,
     multipart: row.multipart,
     tail: row.tail,
+    processing: row.processing === null ? null : (JSON.parse(row.processing) as ProcessingResult),
   };
 }
 

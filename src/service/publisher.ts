@@ -10,6 +10,7 @@ import { readHead, type TypePolicy } from './type-policy.js';
 import { verifying } from './verifying-stream.js';
 import type { RunningDigests } from './hashing/running-digest.js';
 import type { EventSink } from './upload-types.js';
+import type { Hooks } from './hooks.js';
 
 export interface PublisherDeps {
   ledger: Ledger;
@@ -22,6 +23,9 @@ export interface PublisherDeps {
   digests: RunningDigests;
   /** Drops an upload's bytes (use-cases/discard.ts). */
   discard: (id: string, how: Discard) => Promise<boolean>;
+  hooks: Hooks;
+  /** Stored files wait for a post-processor (`processing`) before they are `completed`. */
+  postProcess: boolean;
 }
 
 /**
@@ -61,8 +65,12 @@ export class Publisher {
   private readonly finishBytes = new Map<string, number>();
   private readonly digests: RunningDigests;
   private readonly discard: PublisherDeps['discard'];
+  private readonly hooks: Hooks;
+  private readonly postProcess: boolean;
 
   constructor(deps: PublisherDeps) {
+    this.hooks = deps.hooks;
+    this.postProcess = deps.postProcess;
     this.ledger = deps.ledger;
     this.staging = deps.staging;
     this.store = deps.store;
@@ -136,13 +144,17 @@ export class Publisher {
         if (reason) throw new SluiceError('type_not_allowed', reason);
       }
       let digest = upload.parts ? undefined : await this.digests.digest(id, upload.size);
-      // Claims are decided by the digest: it is computed first even when the running one is lost.
-      if (digest === undefined && upload.expectedSha256 === null && claims.size > 0) digest = await hashStream(source.open());
+      // Claims are decided by the digest, and a pre-publish hook is only asked about verified
+      // bytes: it is computed first even when the running one is lost.
+      if (digest === undefined && ((upload.expectedSha256 === null && claims.size > 0) || this.hooks.asksBeforePublish)) {
+        digest = await hashStream(source.open());
+      }
       const expected = requiredDigest(upload.expectedSha256, claims, digest);
       if (digest !== undefined && expected !== null && digest !== expected) {
         throw new SluiceError('file_checksum_mismatch', `the file's SHA-256 is ${digest}, expected ${expected}`, { sha256: digest });
       }
       const sha256 = expected ?? digest ?? (await hashStream(source.open()));
+      await this.hooks.prePublish(upload, { sha256, size: upload.size, open: async () => source.open() });
       const location = await this.store.publish({
         id,
         stagingPath: source.stagingPath,
@@ -154,7 +166,7 @@ export class Publisher {
         open: () => verifying(source.open(), sha256, upload.size, (n) => this.finishBytes.set(id, n)),
       });
       // The parts' bytes now live in the composed upload: they are consumed in the same transaction.
-      await this.ledger.complete(id, sha256, location, this.now());
+      await this.ledger.complete(id, sha256, location, this.now(), this.postProcess && !upload.isPart);
       await this.staging.remove(id);
       for (const part of upload.parts ?? []) {
         this.digests.forget(part);
@@ -181,14 +193,19 @@ export class Publisher {
           });
         }
       }
-      if (isSluiceError(err) && (err.code === 'file_checksum_mismatch' || err.code === 'type_not_allowed')) {
+      if (isSluiceError(err) && (err.code === 'file_checksum_mismatch' || err.code === 'type_not_allowed' || err.code === 'rejected_by_hook')) {
         // The bytes are wrong (or not welcome) and can never become right: fail the upload, drop its bytes.
         await this.discard(id, { from: 'finishing', to: 'failed', now: this.now(), failure: err.message });
         this.log.warn({ uploadId: id, event: 'upload_failed' }, err.message);
         this.emit({ type: 'failed', protocol: upload.protocol });
         throw err;
       }
-      // Anything else (the store is down, a disk error) is retryable: keep the bytes, reopen the upload.
+      // Anything else (the store is down, a disk error, the hook cannot be asked) is retryable:
+      // keep the bytes, reopen the upload.
+      if (isSluiceError(err) && err.code === 'hook_unavailable') {
+        await this.ledger.transition(id, 'finishing', 'uploading', this.now(), 'the pre-publish hook could not be asked; its bytes are kept, finish again');
+        throw err;
+      }
       await this.ledger.transition(id, 'finishing', 'uploading', this.now(), 'storing the file failed; its bytes are kept, finish again');
       this.log.error({ uploadId: id, err, event: 'publish_failed' }, 'publishing the upload failed');
       this.emit({ type: 'storage_error' });

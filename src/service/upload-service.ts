@@ -2,7 +2,7 @@ import type { DirectStore, PartTarget } from '../storage/direct-store.js';
 import { createDirect, type DirectPartView, directPartUrl, directParts, reportPart } from './use-cases/direct.js';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../config.js';
-import type { Chunk, Ledger, StoredLocation, Upload } from '../ledger/ledger.js';
+import type { Chunk, FileChange, Ledger, LedgerEvent, ProcessingResult, StoredLocation, Upload } from '../ledger/ledger.js';
 import { bodyBudget, descriptorLimit } from '../lib/descriptors.js';
 import { createGcPacer } from '../lib/gc-pacer.js';
 import { statFs, type StatFs } from '../storage/disk-space.js';
@@ -16,6 +16,7 @@ import { Leases } from './intake/leases.js';
 import { Publisher } from './publisher.js';
 import { reconcile } from './reconcile.js';
 import { TypePolicy } from './type-policy.js';
+import { NO_HOOKS, type Hooks } from './hooks.js';
 import type {
   AppendRequest,
   ChunkAddress,
@@ -34,6 +35,7 @@ import { abort, discard, terminate } from './use-cases/discard.js';
 import { expire, expireDue } from './use-cases/expire.js';
 import { publishIfComplete, retryPublishing, startFinish } from './use-cases/finish.js';
 import { receiveChunk } from './use-cases/receive-chunk.js';
+import { events, processed, updateFile, waitProcessed } from './use-cases/processing.js';
 import { completed, content, interrupted, missingChunks, missingCount, settled, status, stopAppends } from './use-cases/status.js';
 
 export type * from './upload-types.js';
@@ -52,6 +54,8 @@ export interface ServiceDeps {
   events?: EventSink;
   /** The hashing thread (tests pass one with short idle times). */
   hashing?: HashWorker;
+  /** The application's blocking hooks (HOOK_PRE_CREATE_URL, HOOK_PRE_PUBLISH_URL). */
+  hooks?: Hooks;
 }
 
 /**
@@ -91,6 +95,7 @@ export class UploadService {
       minBodyRate: deps.config.minBodyRate,
     });
     const typePolicy = deps.config.allowedTypes ? new TypePolicy(deps.config.allowedTypes) : undefined;
+    const hooks = deps.hooks ?? NO_HOOKS;
     const c: Context = {
       config: deps.config,
       ledger: deps.ledger,
@@ -105,7 +110,10 @@ export class UploadService {
       direct: deps.direct,
       directJobs: new Map(),
       storeDigests: new StoreDigests(),
+      hooks,
       publisher: new Publisher({
+        hooks,
+        postProcess: deps.config.events.postProcessUrl !== undefined,
         ledger: deps.ledger,
         staging: deps.staging,
         store: deps.store,
@@ -159,6 +167,12 @@ export class UploadService {
   }
   publishIfComplete = (id: string): Promise<Upload> => publishIfComplete(this.c, id);
   retryPublishing = (): Promise<number> => retryPublishing(this.c);
+
+  /** A post-processor's answer (use-cases/processing.ts). */
+  processed = (id: string, result: ProcessingResult): Promise<Upload> => processed(this.c, id, result);
+  waitProcessed = (upload: Upload, ms: number): Promise<Upload> => waitProcessed(this.c, upload, ms);
+  updateFile = (owner: string, id: string, change: FileChange): Promise<Upload> => updateFile(this.c, owner, id, change);
+  events = (owner: string, after: number, limit: number): Promise<LedgerEvent[]> => events(this.c, owner, after, limit);
 
   abort = (owner: string, id: string): Promise<void> => abort(this.c, owner, id);
   terminate = (owner: string, id: string): Promise<void> => terminate(this.c, owner, id);

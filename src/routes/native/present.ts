@@ -8,7 +8,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * an offset of a length - which it may not know yet - and, when composed, its parts.
  */
 export function presentUpload(u: Upload) {
-  const done = u.status === 'completed';
+  // A processing upload's file is stored: every byte is in.
+  const done = u.status === 'completed' || u.status === 'processing';
   const grid =
     u.layout === 'grid'
       ? { chunk_size: u.chunkSize, total_chunks: u.totalChunks, chunks_received: done ? u.totalChunks : u.chunksReceived }
@@ -32,6 +33,7 @@ export function presentUpload(u: Upload) {
     ...((u.sha256 ?? u.expectedSha256) !== null && { sha256: (u.sha256 ?? u.expectedSha256) as string }),
     ...(u.location !== null && { location: u.location }),
     ...(u.failure !== null && { failure: u.failure }),
+    ...(u.processing !== null && { processing: u.processing }),
   };
 }
 

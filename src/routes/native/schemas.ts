@@ -107,6 +107,7 @@ export const Location = Type.Union([
 const UploadStatus = Type.Union([
   Type.Literal('uploading'),
   Type.Literal('finishing'),
+  Type.Literal('processing'),
   Type.Literal('completed'),
   Type.Literal('failed'),
   Type.Literal('aborted'),
@@ -142,6 +143,16 @@ const uploadFields = {
   sha256: Type.Optional(Type.String()),
   location: Type.Optional(Location),
   failure: Type.Optional(Type.String()),
+  processing: Type.Optional(
+    Type.Object(
+      {
+        status: Type.Union([Type.Literal('completed'), Type.Literal('failed')]),
+        outputs: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+        message: Type.Optional(Type.String()),
+      },
+      { description: "The post-processor's answer (POST_PROCESS_URL): what it made, or why it failed" },
+    ),
+  ),
   download_url: Type.Optional(
     Type.String({ description: 'Completed uploads, in status and list answers: a signed link to the file that needs no token (SIGNED_URL_TTL)' }),
   ),
@@ -195,6 +206,8 @@ export const FinishResult = Type.Object({
   sha256: Type.String(),
   size: Type.Integer(),
   location: Location,
+  processing: uploadFields.processing,
+  failure: Type.Optional(Type.String()),
 });
 
 export const UploadList = Type.Object({

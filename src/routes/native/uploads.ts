@@ -176,7 +176,9 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
       schema: {
         tags: ['uploads'],
         summary: 'Verify and store a fully received upload',
-        description: 'With `Prefer: respond-async` the answer is 202 as soon as finishing has started; poll the status URL in `Location`.',
+        description:
+          'With `Prefer: respond-async` the answer is 202 as soon as finishing has started; poll the status URL in `Location`. ' +
+          'With a post-processor (POST_PROCESS_URL), `Prefer: wait=N` waits up to N seconds for its answer (status `processing` until then).',
         params: IdParams,
         body: FinishBody,
         response: { 200: FinishResult, 202: UploadSummary, ...problems },
@@ -197,13 +199,18 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
           .header('preference-applied', 'respond-async')
           .send(presentUpload(upload));
       }
-      const finished = await done;
+      let finished = await done;
+      // RFC 7240 "wait=N": with a post-processor, wait up to N seconds (at most a minute) for its answer.
+      const wait = /(?:^|[,;\s])wait\s*=\s*"?(\d{1,6})"?/i.exec(String(request.headers.prefer ?? ''))?.[1];
+      if (finished.status === 'processing' && wait !== undefined) finished = await service.waitProcessed(finished, Math.min(Number(wait), 60) * 1000);
       return {
         id: finished.id,
         status: finished.status,
         sha256: finished.sha256 as string,
         size: finished.size,
         location: finished.location as NonNullable<typeof finished.location>,
+        ...(finished.processing !== null && { processing: finished.processing }),
+        ...(finished.failure !== null && finished.status === 'failed' && { failure: finished.failure }),
       };
     },
   );

@@ -11,6 +11,7 @@ import type { RunningDigests } from '../hashing/running-digest.js';
 import type { Intake } from '../intake/intake.js';
 import type { Publisher } from '../publisher.js';
 import type { EventSink } from '../upload-types.js';
+import type { Hooks } from '../hooks.js';
 
 /** What every use case works with; built once by the UploadService facade. */
 export interface Context {
@@ -31,6 +32,8 @@ export interface Context {
   directJobs: Map<string, Promise<Upload>>;
   /** Whole-file digests of uploads staged in the store, while their bytes arrive in order. */
   storeDigests: StoreDigests;
+  /** The application's blocking hooks (none unless HOOK_* are set). */
+  hooks: Hooks;
 }
 
 /** The lease key of a stream upload's end: one request appends at a time. */
@@ -88,13 +91,18 @@ export function checkMetadata(metadata: Record<string, string> | undefined): voi
   }
 }
 
+/** A name that is safe to echo in headers, listings and downloads (see checkNew). */
+export function plainName(fileName: string): boolean {
+  return !(Buffer.byteLength(fileName, 'utf8') > 255 || fileName.length === 0 || UNSAFE_NAME_CHARS.test(fileName) || fileName === '.' || fileName === '..');
+}
+
 /** Rules every new upload follows, whatever its layout. */
 export function checkNew(c: Context, fileName: string, size: number | undefined): void {
   checkText('file_name', fileName);
   // file_name is metadata only (paths come from the id), but it is echoed in headers, listings
   // and downloads, so it must be a plain name: 1-255 bytes of UTF-8, no control or bidi
   // characters (which can disguise "gpj.exe" as "exe.jpg"), no path separators, not . or ..
-  if (Buffer.byteLength(fileName, 'utf8') > 255 || fileName.length === 0 || UNSAFE_NAME_CHARS.test(fileName) || fileName === '.' || fileName === '..') {
+  if (!plainName(fileName)) {
     throw new SluiceError('invalid_request', 'file_name must be a plain file name: 1 to 255 bytes of UTF-8, no control characters, no / or \\');
   }
   if (size !== undefined && size > c.config.maxUploadSize) {

@@ -4,7 +4,7 @@ import type { NewUpload, Upload } from '../../ledger/ledger.js';
 import { reserveMargin } from '../../storage/disk-space.js';
 import { totalChunks } from '../chunk-grid.js';
 import type { ComposeInput, CreateUploadInput, StreamUploadInput } from '../upload-types.js';
-import { checkMetadata, checkNew, checkText, quotaExceeded, type Context } from './context.js';
+import { checkMetadata, checkNew, checkText, plainName, quotaExceeded, type Context } from './context.js';
 import { publishIfComplete } from './finish.js';
 import { createStaged, createStagedStream } from './staged.js';
 
@@ -120,10 +120,29 @@ async function open(c: Context, u: NewUpload): Promise<Upload> {
 }
 
 /**
+ * The pre-create hook's say (HOOK_PRE_CREATE_URL), for every protocol: it may refuse the upload
+ * (rejected_by_hook) or rename it and replace its metadata, which must still follow the rules.
+ */
+async function askPreCreate(c: Context, u: NewUpload): Promise<NewUpload> {
+  const changes = await c.hooks.preCreate(u);
+  const fileName = changes.fileName ?? u.fileName;
+  const metadata = changes.metadata ?? u.metadata;
+  try {
+    checkText('file_name', fileName);
+    checkMetadata(metadata);
+  } catch {
+    throw new SluiceError('hook_unavailable', "the pre-create hook's file_name or metadata is not valid Unicode");
+  }
+  if (!plainName(fileName)) throw new SluiceError('hook_unavailable', "the pre-create hook's file_name is not a plain file name");
+  return { ...u, fileName, metadata };
+}
+
+/**
  * Inserts a new upload within its owner's limits (MAX_ACTIVE_UPLOADS_PER_USER, USER_QUOTA) and
  * within the disk's free space (DISK_RESERVE kept free), before any byte is accepted.
  */
-export async function insert(c: Context, u: NewUpload, opts: { localDisk: boolean } = { localDisk: true }): Promise<Upload> {
+export async function insert(c: Context, given: NewUpload, opts: { localDisk: boolean } = { localDisk: true }): Promise<Upload> {
+  const u = await askPreCreate(c, given);
   // A local store writes a composed upload's parts into a new file: that copy needs room too.
   let disk: { free: number; margin: number; copies: boolean } | undefined;
   if (opts.localDisk) {

@@ -113,6 +113,16 @@ async function verifyAndPromote(c: Context, upload: Upload, expected: string | n
   const sha256 = expected ?? digests.whole;
   const partsMatch = !partwise || parts.every((p) => p.sha256 === digests.parts[p.index]);
   if (digests.size === upload.size && digests.whole === sha256 && partsMatch) {
+    // The application's last word, on verified bytes that are not visible anywhere yet.
+    try {
+      await c.hooks.prePublish(upload, { sha256, size: upload.size, open: () => direct.read(ref) });
+    } catch (err) {
+      if (isSluiceError(err) && err.code === 'rejected_by_hook') {
+        await discard(c, id, { from: 'finishing', to: 'failed', now: c.now(), failure: err.message });
+        c.emit({ type: 'failed', protocol: upload.protocol });
+      } else await back('the pre-publish hook could not be asked; the parts are kept, finish again');
+      throw err;
+    }
     let location: Awaited<ReturnType<typeof direct.promote>>;
     try {
       location = await direct.promote(ref, { id, fileName: upload.fileName, contentType: upload.contentType, sha256, size: upload.size });
@@ -120,7 +130,7 @@ async function verifyAndPromote(c: Context, upload: Upload, expected: string | n
       await back('copying the verified file to its key failed');
       throw unavailable(err);
     }
-    await c.ledger.complete(id, sha256, location, c.now());
+    await c.ledger.complete(id, sha256, location, c.now(), c.config.events.postProcessUrl !== undefined && !upload.isPart);
     c.storeDigests.forget(id);
     c.log.info(
       { uploadId: id, size: upload.size, ms: c.now() - started, event: 'upload_completed', transfer: upload.transfer, read_back: running === undefined },

@@ -46,7 +46,7 @@ export async function abort(c: Context, owner: string, id: string): Promise<void
  */
 export async function terminate(c: Context, owner: string, id: string): Promise<void> {
   const upload = await status(c, owner, id);
-  if (upload.status === 'completed' && upload.location && !upload.isPart) {
+  if ((upload.status === 'completed' || upload.status === 'processing') && upload.location && !upload.isPart) {
     if (!(await c.ledger.terminateCompleted(id, c.now()))) throw notWritable(await owned(c, owner, id));
     await c.store.delete(upload.location);
     c.log.info({ uploadId: id, event: 'upload_terminated' }, 'completed upload terminated');

@@ -56,10 +56,13 @@ export function missingCount(upload: Upload): number {
   return canMissChunks(upload) ? upload.totalChunks - upload.chunksReceived : 0;
 }
 
-/** A completed upload of this owner, ready to be read; anything else is `upload_not_completed`. */
+/**
+ * A completed upload of this owner, ready to be read (or one being post-processed: its file is
+ * stored, and its processor reads it); anything else is `upload_not_completed`.
+ */
 export async function completed(c: Context, owner: string, id: string): Promise<Upload & { location: StoredLocation }> {
   const upload = await owned(c, owner, id);
-  if (upload.status !== 'completed' || upload.location === null) {
+  if ((upload.status !== 'completed' && upload.status !== 'processing') || upload.location === null) {
     throw new SluiceError('upload_not_completed', `upload ${id} is ${upload.status}`, { upload_status: upload.status });
   }
   return upload as Upload & { location: StoredLocation };
