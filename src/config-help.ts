@@ -61,6 +61,19 @@ export const ENVIRONMENT: readonly (readonly [name: string, fallback: string, me
   ['S3_QUEUE_SIZE', '4', 'parts in flight'],
   ['S3_CHECKSUMS', 'when_supported', 'SDK request checksums: when_supported or when_required (default with S3_ENDPOINT)'],
   ['S3_PRESIGN_TTL', '5m', 'lifetime of presigned download URLs'],
+  ['WEBHOOK_URLS', '(none)', 'comma-separated endpoints that get every event (signed, at least once, in order per upload)'],
+  ['WEBHOOK_SECRET', '(none)', 'whsec_ + base64: signs webhooks, hook calls and processing requests (Standard Webhooks)'],
+  ['WEBHOOK_RETRY_FOR', '24h', 'a webhook is retried with backoff until this long after its event'],
+  ['WEBHOOK_RETRY_MIN', '1s', 'the first retry delay (doubling, up to an hour, with jitter)'],
+  ['WEBHOOK_TIMEOUT', '10s', 'an attempt without an answer by then failed'],
+  ['EVENT_RETENTION', '7d', 'events are kept this long for GET /v1/events'],
+  ['EVENT_PROGRESS_INTERVAL', '0', 'an upload.progress event at most this often per upload; 0: none'],
+  ['HOOK_PRE_CREATE_URL', '(none)', 'asked before each upload is created: may refuse it or change its name and metadata'],
+  ['HOOK_PRE_PUBLISH_URL', '(none)', 'asked after verification, before publishing, with a link to the staged bytes'],
+  ['HOOK_TIMEOUT', '10s', 'a hook without an answer by then could not be asked'],
+  ['HOOK_FAIL_OPEN', 'false', 'a hook that cannot be asked lets the upload through (instead of 503)'],
+  ['POST_PROCESS_URL', '(none)', 'stored uploads wait in processing; this processor is told (durably)'],
+  ['PROCESSOR_TOKEN', '(none)', 'the token the processor answers with'],
 ];
 
 /** The environment as `--help` text. */

@@ -92,6 +92,8 @@ export class HookClient implements Hooks {
     await this.o.staged.during(upload.id, staged, () =>
       this.ask('pre-publish', url, {
         ...eventData(upload),
+        // (The hook is asked in the middle of finishing, whatever the caller's copy says.)
+        status: 'finishing',
         sha256: staged.sha256,
         size: staged.size,
         staged_url: link.url,

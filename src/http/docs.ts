@@ -18,6 +18,7 @@ const OPENAPI = (version: string): FastifyDynamicSwaggerOptions['openapi'] => ({
     { name: 'chunks', description: 'Chunk bodies (application/octet-stream)' },
     { name: 'direct', description: 'Direct uploads: part URLs for the store (S3) or this server, and the parts sent' },
     { name: 'files', description: 'Completed uploads as files' },
+    { name: 'events', description: 'Events for applications, post-processing answers, staged bytes for pre-publish hooks' },
     { name: 'operations', description: 'Health and metrics' },
   ],
   components: {

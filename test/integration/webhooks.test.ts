@@ -1,5 +1,9 @@
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import * as tus from 'tus-js-client';
 import { spawnServer } from '../helpers/process.js';
@@ -7,6 +11,7 @@ import { PROCESSOR_TOKEN, WEBHOOK_SECRET, startReceiver } from '../helpers/recei
 import { createUpload, http, putChunk, sha256, sleep, startServer, tmpDir } from '../helpers/server.js';
 
 const KiB = 1024;
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 const webhookEnv = (url: string) => ({
   WEBHOOK_URLS: `${url}/events`,
@@ -125,6 +130,15 @@ t.test('pre-create hook: tus-js-client sees the hook refusal; native creates are
   t.match(String((err as Error).message), /403/);
   t.same((await http('GET', `${s.url}/v1/uploads`)).body.uploads, [], 'nothing was created');
 
+  const ietf = await http('POST', `${s.url}/files`, {
+    body: Buffer.from('hello'),
+    headers: { 'upload-draft-interop-version': '8', 'upload-complete': '?1', 'content-disposition': 'attachment; filename="forbidden.txt"' },
+  });
+  t.same(
+    [ietf.status, ietf.body?.detail ?? ietf.text],
+    [403, 'uploads of forbidden.txt are not allowed by policy'],
+    'an IETF client gets it in its problem document',
+  );
   const refused = await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'x.bin', size: 5, metadata: { reject: '1' } } });
   t.same([refused.status, refused.body.code, refused.body.detail], [403, 'rejected_by_hook', 'uploads of x.bin are not allowed by policy']);
   const renamed = await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'rename-me.bin', size: 5, metadata: { a: 'b' } } });
@@ -158,7 +172,7 @@ t.test('post-processing: processing until the processor answers; Prefer: wait=N;
   }
   t.same([status.status, status.failure, status.processing], ['failed', 'cannot transcode', { status: 'failed', message: 'cannot transcode' }]);
   t.equal((await http('GET', `${s.url}/v1/uploads/${bad.id}/content`)).status, 409);
-  const files = await import('node:fs/promises').then((fs) => fs.readdir(path.join(s.dataDir, path.dirname(ok.finish.body.location.path))));
+  const files = await fs.readdir(path.join(s.dataDir, path.dirname(ok.finish.body.location.path)));
   t.same(files, [path.basename(ok.finish.body.location.path)], "the failed file's bytes are gone");
 
   const forged = await http('POST', `${s.url}/v1/uploads/${ok.id}/processing`, {
@@ -181,3 +195,39 @@ t.test('post-processing: processing until the processor answers; Prefer: wait=N;
     .map((e: { type: string }) => e.type);
   t.same(types, ['upload.created', 'upload.processing', 'upload.failed']);
 });
+
+t.test("the README's receiver verifies and handles the events sluice sends", async (t) => {
+  const readme = await fs.readFile(path.join(ROOT, 'README.md'), 'utf8');
+  const code = /```js\n(\/\/ receiver\.mjs[\s\S]*?)```/.exec(readme)?.[1];
+  t.ok(code, 'the README has the receiver');
+  const dir = await tmpDir(t);
+  await fs.writeFile(path.join(dir, 'receiver.mjs'), code as string);
+  await fs.symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  const port = await freePort();
+  const child = spawn(process.execPath, ['receiver.mjs'], { cwd: dir, env: { PATH: process.env.PATH ?? '', WEBHOOK_SECRET, PORT: String(port) } });
+  t.teardown(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  while (!out.includes('listening')) await sleep(20);
+  const s = await startServer(t, { env: { WEBHOOK_URLS: `http://127.0.0.1:${port}/`, WEBHOOK_SECRET } });
+  const data = randomBytes(5 * KiB);
+  const up = await uploadFile(s.url, 'readme.bin', data);
+  t.equal(up.finish.status, 200);
+  for (let i = 0; i < 200 && !out.includes('stored'); i++) await sleep(25);
+  t.match(out, `stored ${up.id} ${sha256(data)} readme.bin`);
+  let pending = '';
+  for (let i = 0; i < 200 && !/sluice_webhook_pending 0/.test(pending); i++) {
+    await sleep(25);
+    pending = await (await fetch(`${s.url}/metrics`)).text();
+  }
+  t.match(pending, /sluice_webhook_attempts_total{outcome="delivered"} 2/, 'created and completed, each acknowledged');
+});
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

@@ -8,7 +8,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
 /** Every variable name loadConfig reads: read('NAME', ...) and env.NAME. */
 async function variablesRead(): Promise<string[]> {
-  const source = await fs.readFile(path.join(ROOT, 'src/config.ts'), 'utf8');
+  const source = (await Promise.all(['src/config.ts', 'src/config-events.ts'].map((f) => fs.readFile(path.join(ROOT, f), 'utf8')))).join('\n');
   const names = new Set<string>();
   for (const m of source.matchAll(/\bread(?:<[^(]*>)?\(\s*'([A-Z0-9_]+)'/g)) names.add(m[1] as string);
   for (const m of source.matchAll(/\benv\.([A-Z0-9_]+)/g)) names.add(m[1] as string);

@@ -77,3 +77,35 @@ t.test('loadConfig: MIN_BODY_RATE is bytes per duration, or 0 for off', async (t
   t.equal(loadConfig({ MIN_BODY_RATE: '0' }, '/srv').minBodyRate, undefined, '0 turns the guard off');
   t.throws(() => loadConfig({ MIN_BODY_RATE: 'fast' }, '/srv'), ConfigError);
 });
+
+t.test('loadConfig: events, webhooks and hooks', async (t) => {
+  const secret = `whsec_${Buffer.alloc(32, 1).toString('base64')}`;
+  const c = loadConfig({
+    WEBHOOK_URLS: 'http://a.example/hook, https://b.example/h',
+    WEBHOOK_SECRET: secret,
+    WEBHOOK_RETRY_FOR: '2h',
+    EVENT_PROGRESS_INTERVAL: '5s',
+    HOOK_PRE_CREATE_URL: 'http://hooks.example/pre',
+    HOOK_FAIL_OPEN: 'true',
+    POST_PROCESS_URL: 'http://proc.example/',
+    PROCESSOR_TOKEN: 'p'.repeat(20),
+  }).events;
+  t.same(c.webhookUrls, ['http://a.example/hook', 'https://b.example/h']);
+  t.same([c.retryForMs, c.retryMinMs, c.timeoutMs, c.progressIntervalMs, c.retentionMs], [7_200_000, 1000, 10_000, 5000, 7 * 24 * 3600_000]);
+  t.same([c.hooks.preCreateUrl, c.hooks.failOpen, c.postProcessUrl], ['http://hooks.example/pre', true, 'http://proc.example/']);
+  t.same(loadConfig({}).events.webhookUrls, [], 'nothing is sent by default');
+
+  const err = t.throws(() =>
+    loadConfig({ WEBHOOK_URLS: 'ftp://x, http://y', POST_PROCESS_URL: 'http://p/', PROCESSOR_TOKEN: 'short', HOOK_TIMEOUT: 'soon' }),
+  ) as ConfigError;
+  t.match(err.problems.join('\n'), /WEBHOOK_URLS="ftp:\/\/x, http:\/\/y" is not a comma-separated list of http\(s\) URLs/);
+  t.match(err.problems.join('\n'), /PROCESSOR_TOKEN must be at least 16 characters/);
+  t.match(err.problems.join('\n'), /WEBHOOK_SECRET is required/);
+  t.match(err.problems.join('\n'), /HOOK_TIMEOUT="soon"/);
+  const noToken = t.throws(() => loadConfig({ POST_PROCESS_URL: 'http://p/', WEBHOOK_SECRET: secret })) as ConfigError;
+  t.match(noToken.problems.join('\n'), /POST_PROCESS_URL needs PROCESSOR_TOKEN/);
+  for (const bad of ['not-a-secret', 'whsec_!!!', `whsec_${Buffer.alloc(8).toString('base64')}`]) {
+    const e = t.throws(() => loadConfig({ WEBHOOK_SECRET: bad })) as ConfigError;
+    t.match(e.problems.join('\n'), /WEBHOOK_SECRET must be "whsec_"/, bad);
+  }
+});
