@@ -98,6 +98,28 @@ t.test('webhooks: a receiver that refuses, times out and fails first still gets 
   t.equal((await http('GET', `${s.url}/v1/events?limit=0`)).status, 400);
 });
 
+t.test('webhooks: an endpoint that answers 410 Gone is sent nothing more; the others go on', async (t) => {
+  const receiver = await startReceiver(t);
+  const s = await startServer(t, { env: { ...webhookEnv(receiver.url), WEBHOOK_URLS: `${receiver.url}/gone,${receiver.url}/events` } });
+  const first = await createUpload(s.url, { file_name: 'g1.bin', size: 10 });
+  await receiver.until((r) => r.some((x) => x.path === '/gone' && x.data.id === first.id));
+  let metrics = '';
+  for (let i = 0; i < 100 && !/outcome="dead"} 1/.test(metrics); i++) {
+    await sleep(20);
+    metrics = await (await fetch(`${s.url}/metrics`)).text();
+  }
+  const before = (await receiver.records()).filter((r) => r.path === '/gone').length;
+  const later = [];
+  for (const name of ['g2.bin', 'g3.bin']) later.push((await createUpload(s.url, { file_name: name, size: 10 })).id);
+  await receiver.until((r) => [first.id, ...later].every((id) => r.some((x) => x.path === '/events' && x.step === 'ok' && x.data.id === id)));
+  await sleep(200);
+  t.equal((await receiver.records()).filter((r) => r.path === '/gone').length, before, 'nothing was sent to it after the 410');
+  metrics = await (await fetch(`${s.url}/metrics`)).text();
+  t.match(metrics, /sluice_webhook_attempts_total{outcome="dead"} 1/);
+  t.match(metrics, /sluice_webhook_attempts_total{outcome="delivered"} 3/, 'the other endpoint got all three');
+  t.match(metrics, /sluice_webhook_pending 0/, 'the stopped endpoint holds nothing pending');
+});
+
 t.test('webhooks: SIGKILL between the commit and its delivery; the event is delivered after the restart', async (t) => {
   const receiver = await startReceiver(t);
   await receiver.control('down');
