@@ -109,7 +109,7 @@ t.test('webhooks: an endpoint that answers 410 Gone is sent nothing more; the ot
     metrics = await (await fetch(`${s.url}/metrics`)).text();
   }
   const before = (await receiver.records()).filter((r) => r.path === '/gone').length;
-  const later = [];
+  const later: string[] = [];
   for (const name of ['g2.bin', 'g3.bin']) later.push((await createUpload(s.url, { file_name: name, size: 10 })).id);
   await receiver.until((r) => [first.id, ...later].every((id) => r.some((x) => x.path === '/events' && x.step === 'ok' && x.data.id === id)));
   await sleep(200);
