@@ -79,6 +79,8 @@ export interface Config {
    */
   stagingBackend: 'local' | 's3';
   events: EventsConfig;
+  /** A PostgreSQL ledger shared by several nodes (DATABASE_URL); undefined: SQLite in DATA_DIR. */
+  databaseUrl: string | undefined;
 }
 
 /** Events for applications: the outbox, webhooks, blocking hooks and post-processing. */

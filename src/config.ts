@@ -267,6 +267,12 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   }
 
   const events = loadEventsConfig(env, read, duration, problems);
+  const databaseUrl = read<string | undefined>(
+    'DATABASE_URL',
+    undefined,
+    (r) => (/^postgres(ql)?:\/\/\S+$/.test(r.trim()) ? r.trim() : undefined),
+    'a postgres:// URL (postgres://user:password@host:5432/database)',
+  );
 
   if (minChunkSize > maxChunkSize) {
     problems.push(`MIN_CHUNK_SIZE (${formatBytes(minChunkSize)}) is larger than MAX_CHUNK_SIZE (${formatBytes(maxChunkSize)})`);
@@ -313,5 +319,6 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     storage,
     stagingBackend,
     events,
+    databaseUrl,
   };
 }

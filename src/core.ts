@@ -71,12 +71,18 @@ async function createStore(config: Config): Promise<FileStore> {
   return local;
 }
 
-/** Opens everything under DATA_DIR; used by the server and by the one-shot commands. */
-export async function openCore(config: Config, log: FastifyBaseLogger, overrides: CoreOverrides = {}): Promise<Core> {
-  await fs.mkdir(config.dataDir, { recursive: true });
-  const staging = new StagingArea(config.dataDir);
-  await staging.init();
-  const store = overrides.store ?? (await createStore(config));
+/** The ledger: PostgreSQL when DATABASE_URL is set (several nodes share it), else SQLite in DATA_DIR. */
+async function openLedger(config: Config): Promise<Ledger> {
+  const progressIntervalMs = config.events.progressIntervalMs;
+  if (config.databaseUrl) {
+    const { PgLedger } = await import('./ledger/pg-ledger.js');
+    try {
+      return await PgLedger.open(config.databaseUrl, { progressIntervalMs });
+    } catch (err) {
+      const where = new URL(config.databaseUrl);
+      throw new StartupError(`the PostgreSQL ledger at ${where.host}${where.pathname} cannot be opened (${(err as Error).message})`, { cause: err });
+    }
+  }
   let db: ReturnType<typeof openDatabase>;
   try {
     db = openDatabase(path.join(config.dataDir, 'sluice.db'));
@@ -84,7 +90,16 @@ export async function openCore(config: Config, log: FastifyBaseLogger, overrides
     if (err instanceof DatabaseDamagedError) throw new StartupError(err.message, { cause: err });
     throw err;
   }
-  const ledger = new SqliteLedger(db, { progressIntervalMs: config.events.progressIntervalMs });
+  return new SqliteLedger(db, { progressIntervalMs });
+}
+
+/** Opens everything under DATA_DIR; used by the server and by the one-shot commands. */
+export async function openCore(config: Config, log: FastifyBaseLogger, overrides: CoreOverrides = {}): Promise<Core> {
+  await fs.mkdir(config.dataDir, { recursive: true });
+  const staging = new StagingArea(config.dataDir);
+  await staging.init();
+  const store = overrides.store ?? (await createStore(config));
+  const ledger = await openLedger(config);
   const direct = await createDirect(config, store);
   const service = new UploadService({
     config,

@@ -8,6 +8,9 @@ const MAX_BACKOFF_MS = 3600_000;
 /** Deliveries in flight per endpoint (each for a different upload). */
 const IN_FLIGHT = 8;
 
+/** How much longer than WEBHOOK_TIMEOUT a claimed delivery stays with the node that claimed it. */
+const CLAIM_MARGIN_MS = 5000;
+
 export interface DispatcherOptions {
   events: EventLedger;
   endpoints: readonly EndpointSpec[];
@@ -118,10 +121,9 @@ export class WebhookDispatcher {
     this.inFlight.set(endpoint, flying);
     const room = IN_FLIGHT - flying.size;
     if (room > 0) {
-      const due = await this.o.events.due(endpoint, this.now(), room + flying.size);
+      // Claimed for longer than an attempt can take: a node that dies mid-attempt leaves it to others.
+      const due = await this.o.events.due(endpoint, this.now(), room, this.o.timeoutMs + CLAIM_MARGIN_MS);
       for (const delivery of due) {
-        if (flying.size >= IN_FLIGHT) break;
-        if (flying.has(delivery.event.id)) continue;
         flying.add(delivery.event.id);
         const attempt = this.attempt(delivery)
           .catch((err: unknown) => this.o.log.error({ err, endpoint, event: 'webhook_dispatch_failed' }, 'recording a webhook attempt failed'))

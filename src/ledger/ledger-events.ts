@@ -71,11 +71,13 @@ export interface EventLedger {
    */
   syncEndpoints(specs: readonly EndpointSpec[]): Promise<string[]>;
   /**
-   * Deliveries due at `now` for an endpoint, oldest first, at most `limit`: events past its cursor
-   * become pending deliveries first (in one transaction with the cursor's move). Only an upload's
-   * oldest pending delivery is due, so that each upload's events arrive in order.
+   * Claims the deliveries due at `now` for an endpoint, oldest first, at most `limit`: events past
+   * its cursor become pending deliveries first (in one transaction with the cursor's move). Only an
+   * upload's oldest pending delivery is due, so that each upload's events arrive in order. A claimed
+   * delivery is not due again for `leaseMs` (another node, or this one after a crash, then tries
+   * it), unless its attempt is recorded first.
    */
-  due(endpoint: string, now: number, limit: number): Promise<Delivery[]>;
+  due(endpoint: string, now: number, limit: number, leaseMs: number): Promise<Delivery[]>;
   /** When the endpoint's next pending delivery is due (undefined: none pending). */
   nextDue(endpoint: string): Promise<number | undefined>;
   delivered(endpoint: string, eventId: number, now: number): Promise<void>;

@@ -1,7 +1,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.js';
 import type { Delivery, DeliveryStats, EndpointSpec, EventLedger, EventType, LedgerEvent } from './ledger-events.js';
-import { eventData } from './event-data.js';
+import { type EventRow, eventData, toEvent } from './event-data.js';
 import type { Upload } from './ledger.js';
 
 const SQL = {
@@ -30,6 +30,7 @@ const SQL = {
                       AND o.state = 'pending' AND o.event_id < d.event_id)
     ORDER BY d.event_id LIMIT @limit`,
   // Among each upload's oldest pending delivery only: the later ones are not due before it is done.
+  claim: `UPDATE webhook_deliveries SET next_at = ? WHERE endpoint = ? AND event_id = ? AND state = 'pending'`,
   nextDue: `
     SELECT MIN(d.next_at) AS at FROM webhook_deliveries d WHERE d.endpoint = ? AND d.state = 'pending'
       AND NOT EXISTS (SELECT 1 FROM webhook_deliveries o WHERE o.endpoint = d.endpoint AND o.upload_id = d.upload_id
@@ -50,19 +51,6 @@ const SQL = {
 } as const;
 
 type Stmts = { [K in keyof typeof SQL]: Statement };
-
-interface EventRow {
-  id: number;
-  type: EventType;
-  owner: string;
-  upload_id: string;
-  data: string;
-  created_at: number;
-}
-
-function toEvent(row: EventRow): LedgerEvent {
-  return { id: row.id, type: row.type, owner: row.owner, uploadId: row.upload_id, data: JSON.parse(row.data), createdAt: row.created_at };
-}
 
 /**
  * The SQLite outbox. `note` and `progress` are called inside the ledger's own transactions (the
@@ -146,10 +134,13 @@ export class SqliteEvents implements EventLedger {
       .immediate();
   }
 
-  async due(endpoint: string, now: number, limit: number): Promise<Delivery[]> {
+  async due(endpoint: string, now: number, limit: number, leaseMs: number): Promise<Delivery[]> {
     this.fanOut(endpoint, now);
-    const rows = this.s.due.all({ endpoint, now, limit }) as (EventRow & { attempts: number })[];
-    return rows.map((row) => ({ endpoint, attempts: row.attempts, event: toEvent(row) }));
+    return this.db.transaction(() => {
+      const rows = this.s.due.all({ endpoint, now, limit }) as (EventRow & { attempts: number })[];
+      for (const row of rows) this.s.claim.run(now + leaseMs, endpoint, row.id);
+      return rows.map((row) => ({ endpoint, attempts: row.attempts, event: toEvent(row) }));
+    })();
   }
 
   async nextDue(endpoint: string): Promise<number | undefined> {

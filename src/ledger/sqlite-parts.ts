@@ -2,15 +2,7 @@ import type { Statement, Transaction } from 'better-sqlite3';
 import type { Db } from './database.js';
 import type { GroupCommit } from './group-commit.js';
 import type { DirectPart, PartLedger, ReportPartResult, Upload } from './ledger.js';
-
-interface PartRow {
-  idx: number;
-  length: number;
-  declared_sha256: string | null;
-  etag: string | null;
-  sha256: string | null;
-  reported_at: number | null;
-}
+import { type PartRow, toPart } from './sqlite-rows.js';
 
 const SQL = {
   declare: `
@@ -38,17 +30,6 @@ const SQL = {
 } as const;
 
 type Stmts = { [K in keyof typeof SQL]: Statement };
-
-function toPart(row: PartRow): DirectPart {
-  return {
-    index: row.idx,
-    length: row.length,
-    declaredSha256: row.declared_sha256,
-    etag: row.etag,
-    sha256: row.sha256,
-    reportedAt: row.reported_at,
-  };
-}
 
 /**
  * Direct uploads' parts in SQLite (see PartLedger). A part counts towards the upload's progress the

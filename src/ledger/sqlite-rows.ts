@@ -1,6 +1,6 @@
-import type { Chunk, ProcessingResult, StoredLocation, Upload, UploadStatus } from './ledger.js';
+import type { Chunk, DirectPart, ProcessingResult, StoredLocation, Upload, UploadStatus } from './ledger.js';
 
-/** SQLite rows and their conversion to the ledger's types. */
+/** Ledger rows (the same in SQLite and PostgreSQL) and their conversion to the ledger's types. */
 
 export interface UploadRow {
   id: string;
@@ -83,4 +83,24 @@ export function bumped(upload: Upload, length: number, now: number): Upload {
 
 export function toChunk(row: ChunkRow): Chunk {
   return { index: row.idx, offset: row.offset, length: row.length, sha256: row.sha256, receivedAt: row.received_at };
+}
+
+export interface PartRow {
+  idx: number;
+  length: number;
+  declared_sha256: string | null;
+  etag: string | null;
+  sha256: string | null;
+  reported_at: number | null;
+}
+
+export function toPart(row: PartRow): DirectPart {
+  return {
+    index: row.idx,
+    length: row.length,
+    declaredSha256: row.declared_sha256,
+    etag: row.etag,
+    sha256: row.sha256,
+    reportedAt: row.reported_at,
+  };
 }

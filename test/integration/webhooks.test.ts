@@ -1,14 +1,13 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import * as tus from 'tus-js-client';
 import { spawnServer } from '../helpers/process.js';
 import { PROCESSOR_TOKEN, WEBHOOK_SECRET, startReceiver } from '../helpers/receiver.js';
-import { createUpload, http, putChunk, sha256, sleep, startServer, tmpDir } from '../helpers/server.js';
+import { createUpload, freePort, http, putChunk, sha256, sleep, startServer, tmpDir } from '../helpers/server.js';
 
 const KiB = 1024;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -245,11 +244,3 @@ t.test("the README's receiver verifies and handles the events sluice sends", asy
   }
   t.match(pending, /sluice_webhook_attempts_total{outcome="delivered"} 2/, 'created and completed, each acknowledged');
 });
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
