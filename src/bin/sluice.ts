@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { Api, isGrid } from '../cli/api.js';
+import { Api, ApiError, isGrid } from '../cli/api.js';
 import { EXIT, EXIT_HELP, exitCodeFor } from '../cli/exit-codes.js';
 import { Progress, type OutputMode } from '../cli/progress.js';
 import { uploadFile } from '../cli/upload.js';
@@ -17,9 +17,25 @@ import { environmentHelp } from '../config-help.js';
  * `sluice`: the command line. `sluice serve` (or plain `sluice`) runs the server; the other
  * commands are a client of a server's native API.
  */
+// `sluice ls | head -1`: the reader went away; that is the end of the output, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
+function serverUrl(value: string): string {
+  try {
+    const u = new URL(value);
+    if (u.protocol === 'http:' || u.protocol === 'https:') return value;
+  } catch {
+    // not a URL at all
+  }
+  throw new InvalidArgumentError('expected an http(s) URL such as http://127.0.0.1:8080');
+}
+
 const program = new Command('sluice')
   .description('Resumable, verified uploads: a server and its command-line client')
-  .addOption(new Option('--server <url>', 'server to talk to').env('SLUICE_SERVER').default('http://127.0.0.1:8080'))
+  .addOption(new Option('--server <url>', 'server to talk to').env('SLUICE_SERVER').default('http://127.0.0.1:8080').argParser(serverUrl))
   .addOption(new Option('--token <token>', 'bearer token').env('SLUICE_TOKEN'))
   .option('--json', 'machine-readable output (JSON lines)', false)
   .addHelpText('after', `\n${EXIT_HELP}\n\nThe server is configured with environment variables: sluice serve --help lists them.`)
@@ -117,11 +133,21 @@ program
   .description('download a completed upload and check its SHA-256')
   .argument('<id>')
   .option('-o, --output <file>', 'where to write it (default: its file name, in this directory)')
-  .action(async (id: string, opts: { output?: string }) => {
+  .option('-f, --force', 'overwrite the file if it exists')
+  .action(async (id: string, opts: { output?: string; force?: boolean }) => {
     const client = api();
     const info = await client.status(id);
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it replaces
     const target = path.resolve(opts.output ?? (path.basename(info.file_name).replace(/[\u0000-\u001f]/g, '_') || id));
+    if (
+      !opts.force &&
+      (await fs.stat(target).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      usage(`${target} exists; pass --force to overwrite it, or -o to write somewhere else`);
+    }
     const { body, size } = await client.download(id);
     const progress = new Progress(mode(), path.basename(target), size || (info.size ?? 0));
     const hash = createHash('sha256');
@@ -156,8 +182,42 @@ program
     });
   });
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  const code = (err as { code?: string }).code;
-  process.stderr.write(`sluice: ${code && !code.startsWith('ERR_') ? `${code}: ` : ''}${(err as Error).message}\n`);
+function usage(message: string): never {
+  process.stderr.write(`sluice: ${message}\n`);
+  process.exit(EXIT.usage);
+}
+
+/**
+ * The first word that is not an option (nor a global option's value) must be a command: without
+ * this, an unknown one would be taken for arguments of the default command (serve).
+ */
+function unknownCommand(argv: string[]): string | undefined {
+  const known = new Set([...program.commands.map((c) => c.name()), 'help']);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--server' || arg === '--token') i++;
+    else if (!arg.startsWith('-')) return known.has(arg) ? undefined : arg;
+  }
+  return undefined;
+}
+
+/** What went wrong, in the user's words: a usage error exits 2, never with a stack or a doubled code. */
+function report(err: unknown): never {
+  const e = err as NodeJS.ErrnoException & { extra?: unknown };
+  if (e.syscall !== undefined && e.path !== undefined) {
+    const why =
+      e.code === 'ENOENT' ? 'no such file or directory' : e.code === 'EISDIR' ? 'is a directory' : e.code === 'EACCES' ? 'permission denied' : e.message;
+    usage(`${e.path}: ${why}`);
+  }
+  if (err instanceof ApiError && err.code === 'chunk_size_out_of_range') {
+    const { min, max } = err.limits ?? {};
+    usage(`--chunk-size must be between ${min === undefined ? '?' : formatBytes(min)} and ${max === undefined ? '?' : formatBytes(max)} on this server`);
+  }
+  const code = e.code;
+  process.stderr.write(`sluice: ${code && !code.startsWith('ERR_') ? `${code}: ` : ''}${e.message}\n`);
   process.exit(exitCodeFor(err));
-});
+}
+
+const stray = unknownCommand(process.argv.slice(2));
+if (stray !== undefined) usage(`unknown command '${stray}' (sluice --help lists the commands)`);
+program.parseAsync(process.argv).catch(report);

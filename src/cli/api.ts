@@ -5,6 +5,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly retryAfterMs?: number,
+    /** The server's limits named by the error (chunk_size_out_of_range: min_chunk_size, max_chunk_size). */
+    readonly limits?: { min?: number; max?: number },
   ) {
     super(message);
     this.name = 'ApiError';
@@ -77,6 +79,9 @@ export class Api {
         String(json.code ?? `http_${res.status}`),
         String(json.detail ?? (text || res.statusText)),
         Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
+        typeof json.min_chunk_size === 'number' || typeof json.max_chunk_size === 'number'
+          ? { min: json.min_chunk_size as number | undefined, max: json.max_chunk_size as number | undefined }
+          : undefined,
       );
     }
     return json as T;

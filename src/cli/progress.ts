@@ -13,11 +13,16 @@ export class Progress {
   private lastLine = 0;
   private readonly started = Date.now();
 
+  private printed = -1;
+
+  /** `already`: bytes the server has before this run sends any (a resumed upload starts there). */
   constructor(
     private readonly mode: OutputMode,
     private readonly label: string,
     private readonly total: number,
+    already = 0,
   ) {
+    this.done = already;
     if (mode === 'tty') {
       this.bar = new cliProgress.SingleBar(
         {
@@ -28,7 +33,7 @@ export class Progress {
         },
         cliProgress.Presets.shades_classic,
       );
-      this.bar.start(total, 0, this.payload());
+      this.bar.start(total, already, this.payload());
     }
   }
 
@@ -43,6 +48,7 @@ export class Progress {
     else process.stderr.write(`${this.label}: ${message}\n`);
   }
 
+  /** Bytes the server has acknowledged (only those: progress never runs ahead of the server). */
   add(bytes: number): void {
     this.done += bytes;
     if (this.bar) {
@@ -52,13 +58,25 @@ export class Progress {
     const now = Date.now();
     if (now - this.lastLine < 1000 && this.done < this.total) return;
     this.lastLine = now;
+    this.line();
+  }
+
+  /** What the server has acknowledged so far. */
+  get acknowledged(): number {
+    return this.done;
+  }
+
+  private line(): void {
+    this.printed = this.done;
     const { doneH, totalH, rateH } = this.payload();
     const pct = this.total === 0 ? 100 : Math.floor((this.done / this.total) * 100);
     if (this.mode === 'json') process.stdout.write(`${JSON.stringify({ event: 'progress', file: this.label, bytes: this.done, total: this.total })}\n`);
     else process.stderr.write(`${this.label}: ${pct}% (${doneH} of ${totalH}, ${rateH}/s)\n`);
   }
 
+  /** Ends the display; without a terminal, a last line when the last one is out of date. */
   stop(): void {
     this.bar?.stop();
+    if (!this.bar && this.printed !== this.done) this.line();
   }
 }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ApiError, type Api, type GridUpload, isGrid } from './api.js';
 import { Progress, type OutputMode } from './progress.js';
 import { ResumeState } from './resume-state.js';
+import { formatBytes } from '../lib/units.js';
 
 export interface UploadOptions {
   chunkSize: number | undefined;
@@ -82,66 +83,108 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
     }
   }
   const resumed = upload !== undefined;
-  if (!upload) {
-    const created = await api.create({
-      file_name: label,
-      size: stat.size,
-      ...(opts.chunkSize && { chunk_size: opts.chunkSize }),
-      ...(opts.direct && { transfer: 'direct' as const }),
-    });
-    if (!isGrid(created)) throw new Error(`the server created upload ${created.id} without a chunk grid`);
-    upload = created;
-    await state.set(key, upload.id);
-  }
-  const progress = new Progress(opts.mode, label, stat.size);
-  try {
-    const missing = new Set(upload.status === 'completed' ? [] : await api.missingChunks(upload));
-    if (resumed) {
-      progress.note(`resuming upload ${upload.id}: ${upload.total_chunks - missing.size} of ${upload.total_chunks} chunks are already on the server`, {
-        id: upload.id,
-        missing: missing.size,
-      });
+  // Ctrl-C: say what is on the server and that running again resumes it; an upload this run
+  // created and sent nothing to is aborted rather than left holding its reservation.
+  let sent = 0;
+  let createdHere: string | undefined;
+  let creating: Promise<{ id: string }> | undefined;
+  let progress: Progress | undefined;
+  const onInterrupt = () => {
+    progress?.stop();
+    const id = upload?.id ?? createdHere;
+    const exit = () => process.exit(130);
+    // Interrupted while the server was creating it: it is aborted as soon as it exists.
+    const toAbort = id !== undefined ? Promise.resolve(id) : creating?.then((c) => c.id);
+    if (toAbort === undefined) return exit();
+    if (!resumed && sent === 0) {
+      void toAbort
+        .then(async (created) => {
+          await api.abort(created);
+          process.stderr.write(`\n${label}: interrupted before any chunk was sent; upload ${created} was aborted\n`);
+        })
+        .then(() => process.stderr.write(`\n${label}: interrupted before any chunk was sent; upload ${id} was aborted\n`))
+        .catch(() => process.stderr.write(`\n${label}: interrupted; the upload was created with nothing sent and could not be aborted\n`))
+        .finally(exit);
+      return;
     }
-    const whole = createHash('sha256');
-    const pool = new Pool(Math.max(1, opts.parallel));
-    const fh = await fs.open(absolute, 'r');
+    const have = upload ? `${formatBytes(progress?.acknowledged ?? 0)} of ${formatBytes(stat.size)}` : 'nothing yet';
+    process.stderr.write(`\n${label}: interrupted; ${have} is on the server as upload ${id}. Run the same command again to resume.\n`);
+    exit();
+  };
+  process.once('SIGINT', onInterrupt);
+  try {
+    return await send();
+  } finally {
+    process.removeListener('SIGINT', onInterrupt);
+  }
+
+  async function send(): Promise<UploadResult> {
+    if (!upload) {
+      const request = api.create({
+        file_name: label,
+        size: stat.size,
+        ...(opts.chunkSize && { chunk_size: opts.chunkSize }),
+        ...(opts.direct && { transfer: 'direct' as const }),
+      });
+      creating = request;
+      const created = await request;
+      createdHere = created.id;
+      if (!isGrid(created)) throw new Error(`the server created upload ${created.id} without a chunk grid`);
+      // Remembered before any chunk goes out, so that an interrupted run can always be resumed.
+      await state.set(key, created.id);
+      upload = created;
+    }
+    const missing = new Set(upload.status === 'completed' ? [] : await api.missingChunks(upload));
+    let already = 0;
+    for (let i = 0; i < upload.total_chunks; i++) if (!missing.has(i)) already += Math.min(upload.chunk_size, stat.size - i * upload.chunk_size);
+    progress = new Progress(opts.mode, label, stat.size, already);
     try {
-      for (let i = 0; i < upload.total_chunks; i++) {
-        const offset = i * upload.chunk_size;
-        const length = Math.min(upload.chunk_size, stat.size - offset);
-        const buf = Buffer.allocUnsafe(length);
-        let read = 0;
-        while (read < length) {
-          const { bytesRead } = await fh.read(buf, read, length - read, offset + read);
-          if (bytesRead === 0) throw new Error(`${file} changed while it was being uploaded`);
-          read += bytesRead;
-        }
-        whole.update(buf);
-        if (!missing.has(i)) {
-          progress.add(length);
-          continue;
-        }
-        const id = upload.id;
-        await pool.run(async () => {
-          if (opts.direct) await sendPart(api, id, i, buf, opts.attempts ?? 8);
-          else await sendChunk(api, id, i, buf, opts.attempts ?? 8);
-          progress.add(length);
+      if (resumed) {
+        progress.note(`resuming upload ${upload.id}: ${upload.total_chunks - missing.size} of ${upload.total_chunks} chunks are already on the server`, {
+          id: upload.id,
+          missing: missing.size,
         });
       }
-      await pool.drain();
+      const whole = createHash('sha256');
+      const pool = new Pool(Math.max(1, opts.parallel));
+      const fh = await fs.open(absolute, 'r');
+      try {
+        for (let i = 0; i < upload.total_chunks; i++) {
+          const offset = i * upload.chunk_size;
+          const length = Math.min(upload.chunk_size, stat.size - offset);
+          const buf = Buffer.allocUnsafe(length);
+          let read = 0;
+          while (read < length) {
+            const { bytesRead } = await fh.read(buf, read, length - read, offset + read);
+            if (bytesRead === 0) throw new Error(`${file} changed while it was being uploaded`);
+            read += bytesRead;
+          }
+          whole.update(buf);
+          if (!missing.has(i)) continue;
+          const id = upload.id;
+          const shown = progress;
+          await pool.run(async () => {
+            if (opts.direct) await sendPart(api, id, i, buf, opts.attempts ?? 8);
+            else await sendChunk(api, id, i, buf, opts.attempts ?? 8);
+            sent++;
+            shown.add(length);
+          });
+        }
+        await pool.drain();
+      } finally {
+        await fh.close();
+      }
+      const sha256 = whole.digest('hex');
+      const done =
+        upload.status === 'completed'
+          ? { id: upload.id, sha256: upload.sha256 as string, size: upload.size, location: upload.location }
+          : await api.finish(upload.id, sha256);
+      if (done.sha256 !== sha256) throw new Error(`the server stored ${done.sha256}, the file is ${sha256}`);
+      await state.set(key, undefined);
+      return { file, id: done.id, sha256, size: done.size, location: done.location, resumed };
     } finally {
-      await fh.close();
+      progress.stop();
     }
-    const sha256 = whole.digest('hex');
-    const done =
-      upload.status === 'completed'
-        ? { id: upload.id, sha256: upload.sha256 as string, size: upload.size, location: upload.location }
-        : await api.finish(upload.id, sha256);
-    if (done.sha256 !== sha256) throw new Error(`the server stored ${done.sha256}, the file is ${sha256}`);
-    await state.set(key, undefined);
-    return { file, id: done.id, sha256, size: done.size, location: done.location, resumed };
-  } finally {
-    progress.stop();
   }
 }
 

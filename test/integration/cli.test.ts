@@ -168,3 +168,97 @@ t.test('tus and IETF uploads in the native view: a stream has no grid, partials 
   const plainLs = await sluice(['ls'], env);
   t.match(plainLs.stdout, new RegExp(`${finalId}  completed .* hw\\.txt  \\(2 parts\\)`));
 });
+
+t.test("a new user's first mistakes: clear messages and usage exit codes", async (t) => {
+  const s = await startServer(t, { env: { MIN_CHUNK_SIZE: '64KiB', MAX_CHUNK_SIZE: '16MiB' } });
+  const work = await tmpDir(t);
+  const env = { SLUICE_SERVER: s.url, SLUICE_STATE_DIR: path.join(work, 'state') };
+  const src = await randomFile(work, 300_000, 'f.bin');
+
+  const unknown = await sluice(['frobnicate'], env);
+  t.same([unknown.code, unknown.stderr.trim()], [2, "sluice: unknown command 'frobnicate' (sluice --help lists the commands)"]);
+  const small = await sluice(['upload', src.file, '--chunk-size', '1KiB'], env);
+  t.same([small.code, small.stderr.trim()], [2, 'sluice: --chunk-size must be between 64 KiB and 16 MiB on this server']);
+  t.same((await http('GET', `${s.url}/v1/uploads`)).body.uploads, [], 'nothing was created');
+  const badServer = await sluice(['--server', 'not-a-url', 'ls'], env);
+  t.equal(badServer.code, 2);
+  t.match(badServer.stderr, /expected an http\(s\) URL/);
+  const missing = await sluice(['upload', path.join(work, 'nope.bin')], env);
+  t.same([missing.code, missing.stderr.trim()], [2, `sluice: ${path.join(work, 'nope.bin')}: no such file or directory`]);
+
+  const up = await sluice(['--json', 'upload', src.file], env);
+  const id = lines(up.stdout).find((e) => e.event === 'done')?.id as string;
+  const target = path.join(work, 'f-copy.bin');
+  await fs.writeFile(target, 'precious');
+  const refused = await sluice(['download', id, '-o', target], env);
+  t.equal(refused.code, 2);
+  t.match(refused.stderr, /exists; pass --force to overwrite it/);
+  t.equal(await fs.readFile(target, 'utf8'), 'precious', 'the existing file is untouched');
+  const forced = await sluice(['download', id, '-o', target, '--force'], env);
+  t.equal(forced.code, 0, forced.stderr);
+  t.same(await fs.readFile(target), await fs.readFile(src.file));
+
+  // `sluice ls | head -1`: the reader closes the pipe after one line.
+  for (let i = 0; i < 3; i++) await http('POST', `${s.url}/v1/uploads`, { json: { file_name: `x${i}`, size: 5 } });
+  const piped = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn('sh', ['-c', `"${process.execPath}" "${CLI}" ls | head -1`], { env: { PATH: process.env.PATH, ...env } });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('exit', (code) => resolve({ code, stderr }));
+  });
+  t.same([piped.code, piped.stderr], [0, ''], 'no EPIPE stack trace');
+});
+
+t.test('Ctrl-C: says what is on the server and that running again resumes; progress counts what the server has', async (t) => {
+  const s = await startServer(t);
+  const work = await tmpDir(t);
+  const env = { SLUICE_SERVER: s.url, SLUICE_STATE_DIR: path.join(work, 'state') };
+  const src = await randomFile(work, 64 * 64 * 1024, 'big.bin');
+  const child = spawn(process.execPath, [CLI, 'upload', src.file, '--chunk-size', '64KiB', '--parallel', '1'], { env: { PATH: process.env.PATH, ...env } });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const count = () => (s.db.prepare('SELECT COALESCE(MAX(chunks_received), 0) AS n FROM uploads').get() as { n: number }).n;
+  for (let i = 0; i < 400 && count() < 10; i++) await sleep(10);
+  child.kill('SIGINT');
+  const code = await new Promise((r) => child.once('exit', r));
+  t.equal(code, 130);
+  const m = /big\.bin: interrupted; (.+) of 4 MiB is on the server as upload ([0-9a-f-]{36})\. Run the same command again to resume\./.exec(stderr);
+  t.ok(m, stderr);
+  const status = (await http('GET', `${s.url}/v1/uploads/${m?.[2]}`)).body;
+  t.ok(status.chunks_received >= 10, `${status.chunks_received} chunks on the server`);
+  const last =
+    stderr
+      .trim()
+      .split('\n')
+      .filter((l) => /%/.test(l))
+      .at(-1) ?? '';
+  const shown = /\((\d+(?:\.\d+)?) (KiB|MiB)/.exec(last);
+  const shownBytes = Number(shown?.[1] ?? 0) * (shown?.[2] === 'MiB' ? 1024 * 1024 : 1024);
+  t.ok(
+    Math.abs(shownBytes - status.bytes_received) <= 64 * 1024 + 0.05 * 1024 * 1024,
+    `the last progress line (${last}) is what the server has (${status.bytes_received})`,
+  );
+
+  const again = await sluice(['upload', src.file, '--chunk-size', '64KiB'], env);
+  t.equal(again.code, 0, again.stderr);
+  const first = again.stderr.split('\n').find((l) => /%/.test(l)) ?? '';
+  t.notMatch(first, /big\.bin: [0-9]% /, `a resumed upload starts from what the server has: ${first}`);
+});
+
+t.test('Ctrl-C before any chunk was sent aborts the upload it created (no reservation left behind)', async (t) => {
+  const s = await startServer(t);
+  const work = await tmpDir(t);
+  const env = { SLUICE_SERVER: s.url, SLUICE_STATE_DIR: path.join(work, 'state') };
+  // Chunks of 16 MiB: the first one is still being read, hashed and sent when the signal comes.
+  const src = await randomFile(work, 32 * 1024 * 1024, 'early.bin');
+  const child = spawn(process.execPath, [CLI, 'upload', src.file, '--chunk-size', '16MiB', '--parallel', '1'], { env: { PATH: process.env.PATH, ...env } });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const row = () =>
+    s.db.prepare('SELECT id, status, chunks_received FROM uploads').get() as { id: string; status: string; chunks_received: number } | undefined;
+  for (let i = 0; i < 1000 && !row(); i++) await sleep(2);
+  child.kill('SIGINT');
+  t.equal(await new Promise((r) => child.once('exit', r)), 130);
+  t.same([row()?.status, row()?.chunks_received], ['aborted', 0], stderr);
+  t.match(stderr, new RegExp(`early\\.bin: interrupted before any chunk was sent; upload ${row()?.id} was aborted`));
+});
