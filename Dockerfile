@@ -25,7 +25,7 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/server ./dist/server
 COPY --from=build /app/dist/web ./dist/web
-COPY web/index.html web/favicon.svg ./web/
+COPY web/index.html web/favicon.svg web/docs.html web/docs.js web/docs.css ./web/
 RUN mkdir -p /data && chown node:node /data
 USER node
 VOLUME ["/data"]

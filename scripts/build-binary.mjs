@@ -40,6 +40,11 @@ const seaConfig = {
     'app.js': 'dist/web/app.js',
     'app.css': 'dist/web/app.css',
     'package.json': 'package.json',
+    'docs.html': 'web/docs.html',
+    'docs.js': 'web/docs.js',
+    'docs.css': 'web/docs.css',
+    'swagger-ui.css': path.join(path.dirname(require.resolve('swagger-ui-dist/package.json')), 'swagger-ui.css'),
+    'swagger-ui-bundle.js': path.join(path.dirname(require.resolve('swagger-ui-dist/package.json')), 'swagger-ui-bundle.js'),
     'hash-thread.cjs': `${out}/hash-thread.cjs`,
   },
 };

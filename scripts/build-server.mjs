@@ -22,9 +22,9 @@ await build({
   format: 'esm',
   sourcemap: true,
   // Packages that find files next to their own code at run time stay in node_modules: the SQLite
-  // addon (located by `bindings`), swagger (reads its package.json) and swagger-ui (serves its
-  // static directory).
-  external: ['better-sqlite3', '@fastify/swagger', '@fastify/swagger-ui'],
+  // addon (located by `bindings`) and swagger (reads its package.json). (The /docs page reads
+  // swagger-ui-dist's files from node_modules at run time.)
+  external: ['better-sqlite3', '@fastify/swagger'],
   // Bundled CommonJS dependencies call require() for Node's built-ins; ES modules have none.
   banner: { js: "import { createRequire as __sluiceRequire } from 'node:module'; const require = __sluiceRequire(import.meta.url);" },
 });

@@ -1,7 +1,33 @@
 import type { FastifyDynamicSwaggerOptions } from '@fastify/swagger';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
 import fp from 'fastify-plugin';
-import { inSea } from '../lib/sea.js';
+import { packageRoot } from '../lib/package-root.js';
+import { inSea, seaAsset } from '../lib/sea.js';
+
+/**
+ * The /docs page's files: sluice's own page (web/) around Swagger UI's bundle (swagger-ui-dist).
+ * In the single executable all of them are assets of the binary.
+ */
+const DOCS_FILES: Record<string, { name: string; from: 'web' | 'swagger'; type: string }> = {
+  '/docs': { name: 'docs.html', from: 'web', type: 'text/html; charset=utf-8' },
+  '/docs/docs.js': { name: 'docs.js', from: 'web', type: 'text/javascript; charset=utf-8' },
+  '/docs/docs.css': { name: 'docs.css', from: 'web', type: 'text/css; charset=utf-8' },
+  '/docs/swagger-ui.css': { name: 'swagger-ui.css', from: 'swagger', type: 'text/css; charset=utf-8' },
+  '/docs/swagger-ui-bundle.js': { name: 'swagger-ui-bundle.js', from: 'swagger', type: 'text/javascript; charset=utf-8' },
+};
+
+function readDocsFile(name: string, from: 'web' | 'swagger'): Buffer | undefined {
+  try {
+    if (inSea()) return seaAsset(name);
+    const dir = from === 'web' ? path.join(packageRoot ?? '.', 'web') : path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+    return readFileSync(path.join(dir, name));
+  } catch {
+    return undefined;
+  }
+}
 
 const OPENAPI = (version: string): FastifyDynamicSwaggerOptions['openapi'] => ({
   openapi: '3.0.3',
@@ -32,13 +58,14 @@ const OPENAPI = (version: string): FastifyDynamicSwaggerOptions['openapi'] => ({
 
 /**
  * The OpenAPI 3 document, generated from the route schemas, at `/openapi.json`, and a browsable
- * page at `/docs`. Neither needs credentials.
+ * page at `/docs` (sluice's page around Swagger UI). Neither needs credentials; both are in the
+ * single executable too.
  *
- * Both are built on first use, not at start-up: @fastify/swagger, swagger-ui and the YAML library
- * they bring cost an idle server about 2 MiB of RSS (64-65 -> 62.4 MiB, BENCHMARKS.md item 10) for
- * pages few requests ever ask for. The routes are recorded as they are added (this plugin is registered before
- * them); the first request for the documents replays them, schemas only, into a private Fastify
- * instance that carries the two plugins, and every docs request is then handed to that instance.
+ * The document is built on first use, not at start-up: @fastify/swagger and the YAML library it
+ * brings cost an idle server RSS (BENCHMARKS.md item 10) for a page few requests ever ask for.
+ * The routes are recorded as they are added (this plugin is registered before them); the first
+ * request for the document replays them, schemas only, into a private Fastify instance that
+ * carries @fastify/swagger.
  */
 export const docs = fp(
   async (app: FastifyInstance, { version }: { version: string }) => {
@@ -59,17 +86,27 @@ export const docs = fp(
       if (server) await (await server.catch(() => undefined))?.close();
     });
     app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => (await docsServer()).swagger());
-    // swagger-ui serves its files from its package directory, which a single executable lacks.
-    if (inSea()) return;
-    // Handed over whole: the docs server answers on the raw socket (this app's onSend hooks, such
-    // as X-Request-ID, do not run for these pages).
-    const forward = async (request: FastifyRequest, reply: FastifyReply) => {
-      const inner = await docsServer();
-      reply.hijack();
-      inner.routing(request.raw, reply.raw);
-    };
-    for (const url of ['/docs', '/docs/*']) {
-      app.route({ method: ['GET', 'HEAD'], url, config: { public: true }, schema: { hide: true }, exposeHeadRoute: false, handler: forward });
+    // The page and Swagger UI's files, read on first use (most servers never serve them).
+    const cache = new Map<string, Buffer | undefined>();
+    for (const [url, file] of Object.entries(DOCS_FILES)) {
+      app.route({
+        method: ['GET', 'HEAD'],
+        url,
+        config: { public: true },
+        schema: { hide: true },
+        exposeHeadRoute: false,
+        handler: async (_request: FastifyRequest, reply: FastifyReply) => {
+          if (!cache.has(url)) cache.set(url, readDocsFile(file.name, file.from));
+          const body = cache.get(url);
+          if (!body) return reply.code(404).type('text/plain').send(`${file.name} is missing from this build`);
+          return reply
+            .type(file.type)
+            .header('cache-control', 'public, max-age=3600')
+            .header('x-content-type-options', 'nosniff')
+            .header('content-security-policy', "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:")
+            .send(body);
+        },
+      });
     }
   },
   { name: 'sluice-docs' },
@@ -89,7 +126,6 @@ async function buildDocsServer(app: FastifyInstance, routes: RouteOptions[], ver
       scope.route({ method: route.method, url: route.url, schema: route.schema, exposeHeadRoute: false, handler: async () => undefined });
     }
   });
-  if (!inSea()) void inner.register((await import('@fastify/swagger-ui')).default, { routePrefix: '/docs' });
   await inner.ready();
   app.log.debug({ event: 'docs_built', routes: routes.length }, 'API documents built');
   return inner;

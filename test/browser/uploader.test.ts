@@ -204,3 +204,30 @@ t.test('the page with S3: @uppy/aws-s3 sends the parts straight to the bucket; t
   t.equal(Number(/^sluice_bytes_received_total(?:\{[^}]*\})? (\d+)/m.exec(metrics)?.[1] ?? 0), 0, 'no file byte came through the server');
   t.same(errors, [], 'no console errors');
 });
+
+t.test('/docs: the API reference, branded sluice, renders every tag with no console error', { skip }, async (t) => {
+  const s = await startServer(t);
+  const browser = await launch(t);
+  for (const viewport of [
+    { width: 1280, height: 800 },
+    { width: 390, height: 844 },
+  ]) {
+    const context = await browser.newContext({ viewport });
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${s.url}/docs`);
+    await page.waitForSelector('.opblock-tag', { timeout: 20_000 });
+    t.equal(await page.title(), 'sluice API');
+    t.equal((await page.textContent('.sluice-brand'))?.trim(), 'sluice');
+    const tags = await page.$$eval('.opblock-tag', (els) => els.map((e) => (e as HTMLElement).dataset.tag));
+    t.same(tags, ['uploads', 'chunks', 'direct', 'files', 'events', 'operations'].filter((tag) => tags.includes(tag)), 'in the order the document lists them');
+    t.ok(tags.includes('events') && tags.includes('files'), `tags: ${tags.join(', ')}`);
+    await page.screenshot({ path: path.join(SHOTS, `docs-${viewport.width}x${viewport.height}.png`) });
+    t.same(errors, [], 'no console errors');
+    await context.close();
+  }
+});

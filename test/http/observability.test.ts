@@ -33,13 +33,21 @@ t.test('OpenAPI 3 document from the route schemas, and a docs page; both without
   t.notOk(doc.paths['/files'], 'the tus endpoint is described by its own specification');
   const docs = await fetch(`${s.url}/docs/`);
   t.equal(docs.status, 200);
-  t.match(await docs.text(), /swagger/i);
-  // The documents are built on first use by a private server that every docs request is handed to.
+  const page = await docs.text();
+  t.match(page, /<title>sluice API<\/title>/, 'branded sluice');
+  t.match(page, /src="\/docs\/swagger-ui-bundle\.js"/);
+  t.notMatch(page, /fastify/i, 'no fastify logo or name');
   t.equal((await fetch(`${s.url}/docs/`, { method: 'HEAD' })).status, 200, 'HEAD /docs/');
-  const css = await fetch(`${s.url}/docs/static/swagger-ui.css`);
-  t.equal(css.status, 200);
-  t.match(css.headers.get('content-type'), /^text\/css/);
-  t.ok((await css.arrayBuffer()).byteLength > 10_000, "swagger-ui's own files are served");
+  for (const [file, type, min] of [
+    ['swagger-ui.css', /^text\/css/, 10_000],
+    ['swagger-ui-bundle.js', /^text\/javascript/, 500_000],
+    ['docs.js', /^text\/javascript/, 50],
+  ] as const) {
+    const res = await fetch(`${s.url}/docs/${file}`);
+    t.equal(res.status, 200, file);
+    t.match(res.headers.get('content-type'), type);
+    t.ok((await res.arrayBuffer()).byteLength > min, `${file} is served`);
+  }
   t.same((await http('GET', `${s.url}/openapi.json`)).body, doc, 'the same document every time');
   t.equal((await http('GET', `${s.url}/v1/uploads`)).status, 401, 'the API itself still needs a token');
 });

@@ -46,6 +46,11 @@ t.test('the single executable, alone in an empty directory with an empty environ
   const openapi = await http('GET', `${url}/openapi.json`);
   t.equal(openapi.status, 200);
   t.ok(openapi.body.paths?.['/v1/uploads/{id}/chunks/{index}']?.put, 'the OpenAPI document, built on first use inside the binary');
+  const docs = await fetch(`${url}/docs`);
+  t.equal(docs.status, 200, '/docs is in the binary too');
+  t.match(await docs.text(), /<title>sluice API<\/title>/);
+  const bundle = await fetch(`${url}/docs/swagger-ui-bundle.js`);
+  t.same([bundle.status, (await bundle.arrayBuffer()).byteLength > 500_000], [200, true], "with Swagger UI's files");
 
   const src = await randomFile(await tmpDir(t), 3 * 1024 * 1024 + 7, 'native.bin');
   const up = await run(binary, ['--json', '--server', url, 'upload', src.file, '--chunk-size', '1MiB'], { cwd: dir, env: { HOME: dir } });
