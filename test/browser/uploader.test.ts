@@ -224,7 +224,11 @@ t.test('/docs: the API reference, branded sluice, renders every tag with no cons
     t.equal(await page.title(), 'sluice API');
     t.equal((await page.textContent('.sluice-brand'))?.trim(), 'sluice');
     const tags = await page.$$eval('.opblock-tag', (els) => els.map((e) => (e as HTMLElement).dataset.tag));
-    t.same(tags, ['uploads', 'chunks', 'direct', 'files', 'events', 'operations'].filter((tag) => tags.includes(tag)), 'in the order the document lists them');
+    t.same(
+      tags,
+      ['uploads', 'chunks', 'direct', 'files', 'events', 'operations'].filter((tag) => tags.includes(tag)),
+      'in the order the document lists them',
+    );
     t.ok(tags.includes('events') && tags.includes('files'), `tags: ${tags.join(', ')}`);
     await page.screenshot({ path: path.join(SHOTS, `docs-${viewport.width}x${viewport.height}.png`) });
     t.same(errors, [], 'no console errors');
