@@ -249,6 +249,17 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     }
   };
   const sweeper = setInterval(() => void sweep(), config.sweepIntervalMs);
+  // Several nodes on one ledger: this node says where it is, so that the others can send it the
+  // clients of uploads staged on its disk, and how recently it was alive.
+  const node = config.node;
+  const heartbeat = async () => {
+    if (!node) return;
+    const url = node.url ?? ownBaseUrl(config.publicUrl, app.server.address() as AddressInfo | null);
+    await ledger.heartbeat(node.id, url, Date.now()).catch((err: unknown) => app.log.warn({ err, event: 'heartbeat_failed' }, 'recording this node in the ledger failed'));
+  };
+  const beat = node ? setInterval(() => void heartbeat(), 15_000) : undefined;
+  beat?.unref();
+  app.server.once('listening', () => void heartbeat());
   sweeper.unref();
   app.addHook('onReady', sweep);
   // Webhooks (and the post-processor's deliveries) go out from the outbox once the server is up.
@@ -267,6 +278,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   app.addHook('onClose', async () => {
     clearInterval(sweeper);
+    if (beat) clearInterval(beat);
     await dispatcher?.stop();
     memory.stop();
     await core.service.close();

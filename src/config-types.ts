@@ -81,6 +81,12 @@ export interface Config {
   events: EventsConfig;
   /** A PostgreSQL ledger shared by several nodes (DATABASE_URL); undefined: SQLite in DATA_DIR. */
   databaseUrl: string | undefined;
+  /**
+   * This node among several on one shared ledger (DATABASE_URL): NODE_ID names it (stable across
+   * restarts), NODE_URL is where other nodes send clients of uploads staged on its disk (undefined:
+   * PUBLIC_URL, else the address it listens on). Undefined with the embedded ledger.
+   */
+  node: { id: string; url: string | undefined } | undefined;
 }
 
 /** Events for applications: the outbox, webhooks, blocking hooks and post-processing. */

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { packageRoot } from './lib/package-root.js';
 import { inSea, seaAsset } from './lib/sea.js';
@@ -273,6 +274,9 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     (r) => (/^postgres(ql)?:\/\/\S+$/.test(r.trim()) ? r.trim() : undefined),
     'a postgres:// URL (postgres://user:password@host:5432/database)',
   );
+  // Several nodes on one ledger: each has a stable name, and a URL the others send its clients to.
+  const nodeId = read('NODE_ID', os.hostname(), (r) => (/^[\w.:-]{1,128}$/.test(r.trim()) ? r.trim() : undefined), 'a name of [A-Za-z0-9_.:-]');
+  const nodeUrl = read<string | undefined>('NODE_URL', undefined, (r) => (/^https?:\/\/[^\s/]+$/.test(r.trim()) ? r.trim() : undefined), 'an http(s) URL with no path');
 
   if (minChunkSize > maxChunkSize) {
     problems.push(`MIN_CHUNK_SIZE (${formatBytes(minChunkSize)}) is larger than MAX_CHUNK_SIZE (${formatBytes(maxChunkSize)})`);
@@ -320,5 +324,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     stagingBackend,
     events,
     databaseUrl,
+    // (With the embedded SQLite ledger there is one node, and uploads are not pinned to it.)
+    node: databaseUrl ? { id: nodeId, url: nodeUrl ?? publicUrl } : undefined,
   };
 }

@@ -4,6 +4,8 @@
  * API); the domain code only ever throws `SluiceError`.
  */
 export const ERRORS = {
+  // Not an error for the client: the upload's bytes are on another node, which its Location names.
+  elsewhere: { status: 307, title: "The upload is on another node; repeat the request there" },
   invalid_request: { status: 400, title: 'The request is malformed' },
   invalid_range: { status: 400, title: "The chunk index or byte range is not on the upload's chunk grid" },
   inconsistent_length: { status: 400, title: 'The upload length values disagree' },
@@ -50,6 +52,7 @@ export const ERRORS = {
   insufficient_storage: { status: 507, title: 'Not enough disk space for this upload' },
   shutting_down: { status: 503, title: 'The server is shutting down; resume from the recorded offset' },
   storage_unavailable: { status: 503, title: 'The storage backend is unavailable; try again later' },
+  node_unavailable: { status: 503, title: 'The node that holds the upload cannot be reached; try again later' },
   hook_unavailable: { status: 503, title: "The application's hook could not be asked; try again later" },
   staging_failed: { status: 503, title: 'Writing to the staging disk failed; nothing was recorded, send it again' },
 } as const satisfies Record<string, { status: number; title: string }>;

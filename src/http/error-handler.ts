@@ -119,6 +119,8 @@ export function logRequestError(request: FastifyRequest, reply: FastifyReply, ra
   const canAnswer = !(reply.sent || reply.raw.destroyed || request.raw.socket?.destroyed);
   if (canAnswer) {
     for (const [name, value] of Object.entries(err.headers)) reply.header(name, value);
+    // The same request, on the node that holds the upload (several nodes on one ledger).
+    if (err.code === 'elsewhere') reply.header('location', `${String(err.extra.node_url)}${request.url}`);
     if (!request.raw.complete) lingerThenClose(request, reply);
   }
   return canAnswer;

@@ -76,6 +76,8 @@ export interface Upload {
   tail: string | null;
   /** A post-processor's answer: what it made (`outputs`) or why it failed (`message`). */
   processing: ProcessingResult | null;
+  /** The node that created it, on a shared ledger; its bytes are on that node's disk unless staged in the store. */
+  node: string | null;
 }
 
 export interface ProcessingResult {
@@ -154,7 +156,7 @@ export type NewUpload = Pick<
   | 'createdAt'
   | 'expiresAt'
 > &
-  Partial<Pick<Upload, 'lengthDeferred' | 'echo' | 'isPart' | 'parts' | 'transfer' | 'multipart'>>;
+  Partial<Pick<Upload, 'lengthDeferred' | 'echo' | 'isPart' | 'parts' | 'transfer' | 'multipart' | 'node'>>;
 
 /** Per-owner limits checked atomically with the insert of a new upload. */
 export interface OwnerLimits {
@@ -281,13 +283,21 @@ export interface Ledger {
   terminateCompleted(id: string, now: number): Promise<boolean>;
   /** One page of an owner's uploads, newest first (keyset on created_at, id); parts of a composed upload are left out (it lists them). */
   list(owner: string, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]>;
-  /** Ids of uploads still `uploading` whose expiry time has passed. */
-  dueForExpiry(now: number, limit: number): Promise<string[]>;
-  idsWithStatus(status: UploadStatus): Promise<string[]>;
+  /**
+   * Ids of uploads still `uploading` whose expiry time has passed. With `node`, only those this
+   * node may expire: its own, any staged in the store, and those of nodes not seen since `deadBefore`.
+   */
+  dueForExpiry(now: number, limit: number, node?: { id: string; deadBefore: number }): Promise<string[]>;
+  /** With `node`: only uploads of that node, or of none (what its start-up reconciliation settles). */
+  idsWithStatus(status: UploadStatus, node?: string): Promise<string[]>;
+  /** Records that a node is alive at `url` (several nodes on one ledger). */
+  heartbeat(node: string, url: string | undefined, now: number): Promise<void>;
+  /** Where a node is, and when it was last seen. */
+  nodeInfo(node: string): Promise<{ url: string | null; seenAt: number } | undefined>;
   /** Composed uploads (still uploading) that include this part. */
   composedOf(partId: string): Promise<string[]>;
-  /** Stream and composed uploads that have every byte but are not published yet. */
-  awaitingPublish(): Promise<string[]>;
+  /** Stream and composed uploads that have every byte but are not published yet (with `node`: its own, or of none). */
+  awaitingPublish(node?: string): Promise<string[]>;
   /** How many uploads are unfinished and how many bytes they hold in staging (for metrics). */
   activeStats(): Promise<{ active: number; stagedBytes: number }>;
   /** Group commits so far and the writes they carried. */

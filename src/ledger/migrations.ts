@@ -224,4 +224,15 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX webhook_pending ON webhook_deliveries (endpoint, upload_id, event_id) WHERE state = 'pending';
   `,
+  // 8: several nodes on one ledger. An upload staged on a node's local disk belongs to that node
+  // (`node`; NULL with the embedded ledger, where there is one); `nodes` says where each node is
+  // and when it was last seen.
+  `
+  ALTER TABLE uploads ADD COLUMN node TEXT;
+  CREATE TABLE nodes (
+    id      TEXT PRIMARY KEY,
+    url     TEXT,
+    seen_at INTEGER NOT NULL
+  );
+  `,
 ];

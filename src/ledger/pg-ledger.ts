@@ -77,10 +77,18 @@ export class PgLedger implements Ledger {
     queries.missingChunks(this.pool, uploadId, totalChunks, limit, from);
   chunks = (uploadId: string, from: number, limit: number): Promise<Chunk[]> => queries.chunks(this.pool, uploadId, from, limit);
   list = (owner: string, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]> => queries.list(this.pool, owner, limit, after);
-  dueForExpiry = (now: number, limit: number): Promise<string[]> => queries.dueForExpiry(this.pool, now, limit);
-  idsWithStatus = (status: UploadStatus): Promise<string[]> => queries.idsWithStatus(this.pool, status);
+  dueForExpiry = (now: number, limit: number, node?: { id: string; deadBefore: number }): Promise<string[]> =>
+    queries.dueForExpiry(this.pool, now, limit, node);
+  idsWithStatus = (status: UploadStatus, node?: string): Promise<string[]> => queries.idsWithStatus(this.pool, status, node);
+  nodeInfo = (node: string): Promise<{ url: string | null; seenAt: number } | undefined> => queries.nodeInfo(this.pool, node);
+  async heartbeat(node: string, url: string | undefined, now: number): Promise<void> {
+    await this.pool.query(
+      'INSERT INTO nodes (id, url, seen_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET url = excluded.url, seen_at = excluded.seen_at',
+      [node, url ?? null, now],
+    );
+  }
   private composedOfIn = (q: Queryable, partId: string): Promise<string[]> => queries.composedOf(q, partId);
-  awaitingPublish = (): Promise<string[]> => queries.awaitingPublish(this.pool);
+  awaitingPublish = (node?: string): Promise<string[]> => queries.awaitingPublish(this.pool, node);
   activeStats = (): Promise<{ active: number; stagedBytes: number }> => queries.activeStats(this.pool);
 
   /** The event that a move into `status` writes, last in the transaction that made the move. */
@@ -124,8 +132,8 @@ export class PgLedger implements Ledger {
       await q.query(
         `INSERT INTO uploads (id, owner, layout, protocol, file_name, content_type, metadata, size, chunk_size, total_chunks,
                               expected_sha256, status, created_at, updated_at, expires_at, length_deferred, echo, is_part, parts,
-                              transfer, multipart)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'uploading', $12, $12, $13, $14, $15, $16, $17, $18, $19)`,
+                              transfer, multipart, node)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'uploading', $12, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
         [
           u.id,
           u.owner,
@@ -146,6 +154,7 @@ export class PgLedger implements Ledger {
           u.parts ? JSON.stringify(u.parts) : null,
           u.transfer ?? 'server',
           u.multipart ?? null,
+          u.node ?? null,
         ],
       );
       const created = (await this.read(q, u.id)) as Upload;

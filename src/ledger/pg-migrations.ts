@@ -101,4 +101,15 @@ export const PG_MIGRATIONS: readonly { version: number; sql: string }[] = [
     CREATE INDEX webhook_pending ON webhook_deliveries (endpoint, upload_id, event_id) WHERE state = 'pending';
     `,
   },
+  {
+    version: 8,
+    sql: `
+    ALTER TABLE uploads ADD COLUMN node TEXT;
+    CREATE TABLE nodes (
+      id      TEXT PRIMARY KEY,
+      url     TEXT,
+      seen_at BIGINT NOT NULL
+    );
+    `,
+  },
 ];

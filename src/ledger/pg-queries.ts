@@ -70,13 +70,25 @@ export async function list(q: Queryable, owner: string, limit: number, after?: {
   return r.rows.map(toUpload);
 }
 
-export async function dueForExpiry(q: Queryable, now: number, limit: number): Promise<string[]> {
-  const r = await q.query<{ id: string }>(`SELECT id FROM uploads WHERE status = 'uploading' AND expires_at <= $1 ORDER BY expires_at LIMIT $2`, [now, limit]);
+export async function dueForExpiry(q: Queryable, now: number, limit: number, node?: { id: string; deadBefore: number }): Promise<string[]> {
+  const r = await q.query<{ id: string }>(
+    `SELECT id FROM uploads WHERE status = 'uploading' AND expires_at <= $1
+       AND ($3::text IS NULL OR node IS NULL OR node = $3 OR multipart IS NOT NULL
+            OR node IN (SELECT id FROM nodes WHERE seen_at < $4))
+     ORDER BY expires_at LIMIT $2`,
+    [now, limit, node?.id ?? null, node?.deadBefore ?? 0],
+  );
   return r.rows.map((row) => row.id);
 }
 
-export async function idsWithStatus(q: Queryable, status: UploadStatus): Promise<string[]> {
-  return (await q.query<{ id: string }>('SELECT id FROM uploads WHERE status = $1', [status])).rows.map((row) => row.id);
+export async function idsWithStatus(q: Queryable, status: UploadStatus, node?: string): Promise<string[]> {
+  const r = await q.query<{ id: string }>('SELECT id FROM uploads WHERE status = $1 AND ($2::text IS NULL OR node IS NULL OR node = $2)', [status, node ?? null]);
+  return r.rows.map((row) => row.id);
+}
+
+export async function nodeInfo(q: Queryable, node: string): Promise<{ url: string | null; seenAt: number } | undefined> {
+  const row = (await q.query<{ url: string | null; seen_at: number }>('SELECT url, seen_at FROM nodes WHERE id = $1', [node])).rows[0];
+  return row && { url: row.url, seenAt: row.seen_at };
 }
 
 export async function composedOf(q: Queryable, partId: string): Promise<string[]> {
@@ -87,10 +99,12 @@ export async function composedOf(q: Queryable, partId: string): Promise<string[]
   return r.rows.map((row) => row.id);
 }
 
-export async function awaitingPublish(q: Queryable): Promise<string[]> {
+export async function awaitingPublish(q: Queryable, node?: string): Promise<string[]> {
   const r = await q.query<{ id: string }>(
     `SELECT id FROM uploads WHERE layout = 'stream' AND status = 'uploading' AND length_deferred = 0
-       AND ((parts IS NULL AND is_part = 0 AND bytes_received = size) OR parts IS NOT NULL)`,
+       AND ((parts IS NULL AND is_part = 0 AND bytes_received = size) OR parts IS NOT NULL)
+       AND ($1::text IS NULL OR node IS NULL OR node = $1 OR multipart IS NOT NULL)`,
+    [node ?? null],
   );
   return r.rows.map((row) => row.id);
 }

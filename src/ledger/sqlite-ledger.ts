@@ -139,6 +139,7 @@ export class SqliteLedger implements Ledger {
         parts: u.parts ? JSON.stringify(u.parts) : null,
         transfer: u.transfer ?? 'server',
         multipart: u.multipart ?? null,
+        node: u.node ?? null,
       });
       const created = this.read(u.id) as Upload;
       this.events.note('upload.created', created, u.createdAt);
@@ -318,20 +319,30 @@ export class SqliteLedger implements Ledger {
     return (rows as UploadRow[]).map(toUpload);
   }
 
-  async dueForExpiry(now: number, limit: number): Promise<string[]> {
-    return (this.s.dueForExpiry.all(now, limit) as { id: string }[]).map((r) => r.id);
+  async dueForExpiry(now: number, limit: number, node?: { id: string; deadBefore: number }): Promise<string[]> {
+    const rows = this.s.dueForExpiry.all({ now, limit, node: node?.id ?? null, deadBefore: node?.deadBefore ?? 0 }) as { id: string }[];
+    return rows.map((r) => r.id);
   }
 
-  async idsWithStatus(status: UploadStatus): Promise<string[]> {
-    return (this.s.byStatus.all(status) as { id: string }[]).map((r) => r.id);
+  async idsWithStatus(status: UploadStatus, node?: string): Promise<string[]> {
+    return (this.s.byStatus.all({ status, node: node ?? null }) as { id: string }[]).map((r) => r.id);
+  }
+
+  async heartbeat(node: string, url: string | undefined, now: number): Promise<void> {
+    this.s.heartbeat.run(node, url ?? null, now);
+  }
+
+  async nodeInfo(node: string): Promise<{ url: string | null; seenAt: number } | undefined> {
+    const row = this.s.nodeInfo.get(node) as { url: string | null; seen_at: number } | undefined;
+    return row && { url: row.url, seenAt: row.seen_at };
   }
 
   async composedOf(partId: string): Promise<string[]> {
     return (this.s.composedOf.all(partId) as { id: string }[]).map((r) => r.id);
   }
 
-  async awaitingPublish(): Promise<string[]> {
-    return (this.s.awaitingPublish.all() as { id: string }[]).map((r) => r.id);
+  async awaitingPublish(node?: string): Promise<string[]> {
+    return (this.s.awaitingPublish.all({ node: node ?? null }) as { id: string }[]).map((r) => r.id);
   }
 
   async activeStats(): Promise<{ active: number; stagedBytes: number }> {

@@ -32,6 +32,7 @@ export interface UploadRow {
   multipart: string | null;
   tail: string | null;
   processing: string | null;
+  node: string | null;
 }
 
 export interface ChunkRow {
@@ -73,6 +74,7 @@ export function toUpload(row: UploadRow): Upload {
     multipart: row.multipart,
     tail: row.tail,
     processing: row.processing === null ? null : (JSON.parse(row.processing) as ProcessingResult),
+    node: row.node ?? null,
   };
 }
 

@@ -8,10 +8,10 @@ export const SQL = {
   insertUpload: `
     INSERT INTO uploads (id, owner, layout, protocol, file_name, content_type, metadata, size, chunk_size, total_chunks,
                          expected_sha256, status, created_at, updated_at, expires_at, length_deferred, echo, is_part, parts,
-                         transfer, multipart)
+                         transfer, multipart, node)
     VALUES (@id, @owner, @layout, @protocol, @fileName, @contentType, @metadata, @size, @chunkSize, @totalChunks,
             @expectedSha256, 'uploading', @createdAt, @createdAt, @expiresAt, @lengthDeferred, @echo, @isPart, @parts,
-            @transfer, @multipart)`,
+            @transfer, @multipart, @node)`,
   getUpload: 'SELECT * FROM uploads WHERE id = ?',
   // A part written again after a takeover replaces the one a fenced writer may have left.
   insertStagedPart: `
@@ -62,15 +62,23 @@ export const SQL = {
   listPage: `
     SELECT * FROM uploads u WHERE owner = ? AND ${NOT_COMPOSED_PART} AND (created_at < ? OR (created_at = ? AND id < ?))
     ORDER BY created_at DESC, id DESC LIMIT ?`,
-  dueForExpiry: `SELECT id FROM uploads WHERE status = 'uploading' AND expires_at <= ? ORDER BY expires_at LIMIT ?`,
-  byStatus: 'SELECT id FROM uploads WHERE status = ?',
+  // With a node: its own uploads, those staged in the store, and those of nodes gone silent.
+  dueForExpiry: `
+    SELECT id FROM uploads WHERE status = 'uploading' AND expires_at <= @now
+      AND (@node IS NULL OR node IS NULL OR node = @node OR multipart IS NOT NULL
+           OR node IN (SELECT id FROM nodes WHERE seen_at < @deadBefore))
+    ORDER BY expires_at LIMIT @limit`,
+  byStatus: 'SELECT id FROM uploads WHERE status = @status AND (@node IS NULL OR node IS NULL OR node = @node)',
+  heartbeat: 'INSERT INTO nodes (id, url, seen_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET url = excluded.url, seen_at = excluded.seen_at',
+  nodeInfo: 'SELECT url, seen_at FROM nodes WHERE id = ?',
   setLength: `
     UPDATE uploads SET size = @size, length_deferred = 0, chunk_size = MAX(@size, 1), updated_at = @now
     WHERE id = @id AND length_deferred = 1 AND bytes_received <= @size AND status = 'uploading'`,
   composedOf: `SELECT id FROM uploads WHERE parts IS NOT NULL AND status IN ('uploading', 'finishing') AND instr(parts, '"' || ? || '"') > 0`,
   awaitingPublish: `
     SELECT id FROM uploads WHERE layout = 'stream' AND status = 'uploading' AND length_deferred = 0
-      AND ((parts IS NULL AND is_part = 0 AND bytes_received = size) OR parts IS NOT NULL)`,
+      AND ((parts IS NULL AND is_part = 0 AND bytes_received = size) OR parts IS NOT NULL)
+      AND (@node IS NULL OR node IS NULL OR node = @node OR multipart IS NOT NULL)`,
   terminateCompleted: `UPDATE uploads SET status = 'aborted', updated_at = @now WHERE id = @id AND status IN ('completed', 'processing')`,
   // A composed upload's bytes are its parts': count them once. An upload whose length is not
   // known yet holds the bytes it has received.

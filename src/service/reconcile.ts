@@ -11,6 +11,8 @@ export interface ReconcileDeps {
   store: FileStore;
   log: Logger;
   now: () => number;
+  /** On a shared ledger: this node; only its own uploads (and those of no node) are settled. */
+  node?: string | undefined;
 }
 
 /**
@@ -25,9 +27,10 @@ export interface ReconcileDeps {
  * - staging files no unfinished upload owns → removed.
  * - leftovers of interrupted publishes (temporary files, S3 multipart uploads) → removed.
  */
-export async function reconcile({ ledger, staging, store, log, now }: ReconcileDeps): Promise<ReconcileReport> {
+export async function reconcile({ ledger, staging, store, log, now, node }: ReconcileDeps): Promise<ReconcileReport> {
   const report: ReconcileReport = { resumed: 0, completed: 0, failed: 0, orphansRemoved: 0, storeLeftoversRemoved: 0 };
-  for (const id of await ledger.idsWithStatus('finishing')) {
+  // (Another node's uploads are its own to settle: it may be finishing them right now.)
+  for (const id of await ledger.idsWithStatus('finishing', node)) {
     const upload = (await ledger.get(id)) as Upload;
     const found = await store.locate(id, upload.fileName);
     if (found) {
@@ -48,7 +51,7 @@ export async function reconcile({ ledger, staging, store, log, now }: ReconcileD
       log.error({ uploadId: id, event: 'recovered_lost' }, 'upload was finishing at the stop and its bytes are gone');
     }
   }
-  for (const id of await ledger.idsWithStatus('uploading')) {
+  for (const id of await ledger.idsWithStatus('uploading', node)) {
     const upload = (await ledger.get(id)) as Upload;
     if (upload.multipart !== null || (await hasStagedBytes(staging, upload))) continue;
     await ledger.discard(id, { from: 'uploading', to: 'failed', now: now(), failure: 'its staging file was missing at start-up' });

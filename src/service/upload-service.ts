@@ -182,7 +182,7 @@ export class UploadService {
   /** Start-up reconciliation of the ledger with the disk and the store (see reconcile.ts). */
   reconcile(): Promise<ReconcileReport> {
     const { ledger, staging, store, log, now } = this.c;
-    return reconcile({ ledger, staging, store, log, now });
+    return reconcile({ ledger, staging, store, log, now, node: this.c.config.node?.id });
   }
 
   /**

@@ -6,7 +6,7 @@ import { checkNew, hasAllBytes, notWritable, quotaExceeded, STREAM_END, type Con
 import { appendToStore } from './append-to-store.js';
 import { discard } from './discard.js';
 import { publishIfComplete } from './finish.js';
-import { status } from './status.js';
+import { statusHere } from './status.js';
 
 /** A long append is made durable and recorded every this many bytes. */
 const CHECKPOINT_BYTES = 16 * 1024 * 1024;
@@ -19,7 +19,7 @@ const CHECKPOINT_BYTES = 16 * 1024 * 1024;
  * records nothing more). When the last byte arrives the upload is published before this returns.
  */
 export async function append(c: Context, owner: string, id: string, req: AppendRequest): Promise<Upload> {
-  let upload = await status(c, owner, id);
+  let upload = await statusHere(c, owner, id);
   if (upload.layout !== 'stream')
     throw new SluiceError('upload_not_writable', `upload ${id} takes chunks, not appended bytes`, { upload_status: upload.status });
   if (upload.parts) throw new SluiceError('concat_final_immutable', 'a composed upload is made of its parts and takes no bytes itself');

@@ -36,6 +36,32 @@ export interface Context {
   hooks: Hooks;
 }
 
+/** A node not seen for this long is gone: its uploads may be expired by the others. */
+export const NODE_GONE_AFTER_MS = 10 * 60_000;
+
+/**
+ * Whether this node holds the upload's bytes (several nodes on one ledger): an upload staged on a
+ * node's local disk (no multipart upload in the store) is that node's. With one node, always.
+ */
+export function isHere(c: Context, upload: Upload): boolean {
+  const me = c.config.node?.id;
+  return me === undefined || upload.node === null || upload.node === me || upload.multipart !== null;
+}
+
+/**
+ * Refuses to work on an upload whose bytes are on another node's disk: the client is sent there
+ * (307 to that node's NODE_URL), or told to retry when that node has no known address.
+ */
+export async function requireHere(c: Context, upload: Upload): Promise<void> {
+  if (isHere(c, upload)) return;
+  const node = upload.node as string;
+  const info = await c.ledger.nodeInfo(node);
+  if (!info?.url) {
+    throw new SluiceError('node_unavailable', `upload ${upload.id} is staged on node ${node}, whose address is not known`, { node }, { headers: { 'retry-after': '10' } });
+  }
+  throw new SluiceError('elsewhere', `upload ${upload.id} is staged on node ${node}`, { node, node_url: info.url });
+}
+
 /** The lease key of a stream upload's end: one request appends at a time. */
 export const STREAM_END = 'end';
 

@@ -4,7 +4,7 @@ import type { NewUpload, Upload } from '../../ledger/ledger.js';
 import { reserveMargin } from '../../storage/disk-space.js';
 import { totalChunks } from '../chunk-grid.js';
 import type { ComposeInput, CreateUploadInput, StreamUploadInput } from '../upload-types.js';
-import { checkMetadata, checkNew, checkText, plainName, quotaExceeded, type Context } from './context.js';
+import { checkMetadata, checkNew, checkText, plainName, quotaExceeded, requireHere, type Context } from './context.js';
 import { publishIfComplete } from './finish.js';
 import { createStaged, createStagedStream } from './staged.js';
 
@@ -75,6 +75,8 @@ export async function createComposed(c: Context, owner: string, partIds: string[
     if (!part.isPart) throw new SluiceError('invalid_request', `upload ${partId} is not a part upload`);
     if (part.status !== 'uploading') throw new SluiceError('invalid_request', `part upload ${partId} is ${part.status}`);
     if (part.lengthDeferred) throw new SluiceError('invalid_request', `part upload ${partId} has no length yet`);
+    // Its bytes are read from the parts' staging files: they must all be on this node's disk.
+    await requireHere(c, part);
     size += part.size;
   }
   const row = stream(c, owner, input, size);
@@ -105,7 +107,8 @@ function stream(c: Context, owner: string, input: ComposeInput, size: number): N
 
 export function fresh(c: Context, owner: string) {
   const now = c.now();
-  return { id: randomUUID(), owner, createdAt: now, expiresAt: now + c.config.uploadTtlMs };
+  // On a shared ledger the upload is this node's (its bytes, unless staged in the store, are on its disk).
+  return { id: randomUUID(), owner, createdAt: now, expiresAt: now + c.config.uploadTtlMs, node: c.config.node?.id ?? null };
 }
 
 /** The staging file first (sized and durable), then the ledger row; the file goes if the row does not come. */

@@ -1,7 +1,7 @@
 import { SluiceError } from '../../errors.js';
 import type { Discard } from '../../ledger/ledger.js';
 import { notWritable, owned, type Context } from './context.js';
-import { status } from './status.js';
+import { statusHere } from './status.js';
 
 /**
  * Drops an upload's bytes: the guarded state change and the forgetting of every received range
@@ -26,7 +26,7 @@ export async function discard(c: Context, id: string, how: Discard): Promise<boo
 
 /** Aborts an upload that is still being uploaded; aborting an aborted upload is a no-op. */
 export async function abort(c: Context, owner: string, id: string): Promise<void> {
-  const upload = await status(c, owner, id);
+  const upload = await statusHere(c, owner, id);
   if (upload.status === 'aborted') return;
   if (upload.status === 'expired') throw new SluiceError('upload_expired');
   // Its bytes are about to be published as part of another upload: they are not the client's to drop.
@@ -45,7 +45,7 @@ export async function abort(c: Context, owner: string, id: string): Promise<void
  * has its stored file removed. Either way the upload is gone for all later requests.
  */
 export async function terminate(c: Context, owner: string, id: string): Promise<void> {
-  const upload = await status(c, owner, id);
+  const upload = await statusHere(c, owner, id);
   if ((upload.status === 'completed' || upload.status === 'processing') && upload.location && !upload.isPart) {
     if (!(await c.ledger.terminateCompleted(id, c.now()))) throw notWritable(await owned(c, owner, id));
     await c.store.delete(upload.location);

@@ -1,4 +1,4 @@
-import type { Context } from './context.js';
+import { NODE_GONE_AFTER_MS, type Context } from './context.js';
 import { discard } from './discard.js';
 
 /** Expires one upload if it is still uploading; removes its staging bytes. */
@@ -13,7 +13,9 @@ export async function expire(c: Context, id: string): Promise<boolean> {
 export async function expireDue(c: Context): Promise<number> {
   let count = 0;
   for (;;) {
-    const ids = await c.ledger.dueForExpiry(c.now(), 100);
+    // On a shared ledger: this node's, those staged in the store, and those of nodes gone silent.
+    const me = c.config.node?.id;
+    const ids = await c.ledger.dueForExpiry(c.now(), 100, me === undefined ? undefined : { id: me, deadBefore: c.now() - NODE_GONE_AFTER_MS });
     if (ids.length === 0) return count;
     for (const id of ids) if (await expire(c, id)) count++;
   }

@@ -2,7 +2,7 @@ import { SluiceError } from '../../errors.js';
 import type { Upload } from '../../ledger/ledger.js';
 import { hasAllBytes, notWritable, type Context } from './context.js';
 import { finishDirect, finishStagedStream } from './direct-finish.js';
-import { status } from './status.js';
+import { statusHere } from './status.js';
 
 /**
  * Checks that a grid upload can be finished and starts its publish job. Rejects at once for what
@@ -17,7 +17,7 @@ export async function startFinish(
   sha256?: string,
   parts?: { index: number; etag: string }[],
 ): Promise<{ upload: Upload; done: Promise<Upload> }> {
-  const upload = await status(c, owner, id);
+  const upload = await statusHere(c, owner, id);
   if (upload.status === 'completed') {
     if (sha256 !== undefined && sha256 !== upload.sha256) {
       throw new SluiceError('file_checksum_mismatch', `the upload completed with SHA-256 ${upload.sha256}`, { sha256: upload.sha256 });
@@ -85,7 +85,7 @@ export async function publishIfComplete(c: Context, id: string): Promise<Upload>
 /** Publishes stream uploads that have every byte but were not published (a store outage, a crash). */
 export async function retryPublishing(c: Context): Promise<number> {
   let started = 0;
-  for (const id of await c.ledger.awaitingPublish()) {
+  for (const id of await c.ledger.awaitingPublish(c.config.node?.id)) {
     if (c.publisher.job(id) !== undefined) continue;
     const upload = await c.ledger.get(id);
     if (!upload || !(await hasAllBytes(c, upload))) continue;

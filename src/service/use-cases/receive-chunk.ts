@@ -4,7 +4,7 @@ import { chunkSpan, spanForRange, type Span } from '../chunk-grid.js';
 import type { ChunkAddress, ChunkBody, ChunkReceipt } from '../upload-types.js';
 import { notWritable, type Context } from './context.js';
 import { receiveToStore } from './receive-to-store.js';
-import { status } from './status.js';
+import { statusHere } from './status.js';
 
 /**
  * Receives one chunk of a grid upload: streams the body into the staging file at the chunk's
@@ -13,7 +13,7 @@ import { status } from './status.js';
  * bytes a conflict. A chunk is all or nothing: a body cut short records nothing.
  */
 export async function receiveChunk(c: Context, owner: string, id: string, address: ChunkAddress, body: ChunkBody): Promise<ChunkReceipt> {
-  const upload = await status(c, owner, id);
+  const upload = await statusHere(c, owner, id);
   if (upload.status !== 'uploading') throw notWritable(upload);
   if (upload.layout !== 'grid') {
     throw new SluiceError('upload_not_writable', `upload ${id} takes its bytes in order at its end, not as chunks`, { upload_status: upload.status });

@@ -1,16 +1,24 @@
 import { SluiceError } from '../../errors.js';
 import type { StoredLocation, Upload } from '../../ledger/ledger.js';
 import type { Download } from '../../storage/file-store.js';
-import { owned, STREAM_END, type Context } from './context.js';
+import { isHere, owned, requireHere, STREAM_END, type Context } from './context.js';
 import { expire } from './expire.js';
 
 /** The upload as its owner sees it, expired on the spot if its time is up (the sweeper may not have run). */
 export async function status(c: Context, owner: string, id: string): Promise<Upload> {
   const upload = await owned(c, owner, id);
-  if (upload.status === 'uploading' && upload.expiresAt <= c.now()) {
+  // (Only the node that holds its bytes lets them go.)
+  if (upload.status === 'uploading' && upload.expiresAt <= c.now() && isHere(c, upload)) {
     await expire(c, id);
     return owned(c, owner, id);
   }
+  return upload;
+}
+
+/** The upload as `status` gives it, for work that needs its bytes: on another node's disk, the client is sent there. */
+export async function statusHere(c: Context, owner: string, id: string): Promise<Upload> {
+  const upload = await status(c, owner, id);
+  await requireHere(c, upload);
   return upload;
 }
 
@@ -29,6 +37,9 @@ export async function settled(c: Context, id: string): Promise<void> {
  * request sent from it is accepted.
  */
 export async function interrupted(c: Context, id: string): Promise<void> {
+  // An append on another node is that node's to interrupt: the client is sent there.
+  const upload = await c.ledger.get(id);
+  if (upload) await requireHere(c, upload);
   await c.intake.interrupt(id, STREAM_END);
 }
 
@@ -62,6 +73,8 @@ export function missingCount(upload: Upload): number {
  */
 export async function completed(c: Context, owner: string, id: string): Promise<Upload & { location: StoredLocation }> {
   const upload = await owned(c, owner, id);
+  // A file in a local store is on the disk of the node that stored it.
+  if (c.store.backend === 'local') await requireHere(c, upload);
   if ((upload.status !== 'completed' && upload.status !== 'processing') || upload.location === null) {
     throw new SluiceError('upload_not_completed', `upload ${id} is ${upload.status}`, { upload_status: upload.status });
   }
