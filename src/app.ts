@@ -255,7 +255,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   const heartbeat = async () => {
     if (!node) return;
     const url = node.url ?? ownBaseUrl(config.publicUrl, app.server.address() as AddressInfo | null);
-    await ledger.heartbeat(node.id, url, Date.now()).catch((err: unknown) => app.log.warn({ err, event: 'heartbeat_failed' }, 'recording this node in the ledger failed'));
+    await ledger
+      .heartbeat(node.id, url, Date.now())
+      .catch((err: unknown) => app.log.warn({ err, event: 'heartbeat_failed' }, 'recording this node in the ledger failed'));
   };
   const beat = node ? setInterval(() => void heartbeat(), 15_000) : undefined;
   beat?.unref();

@@ -33,7 +33,7 @@ export const ENVIRONMENT: readonly (readonly [name: string, fallback: string, me
   ['SIGNING_SECRET', '(DATA_DIR/signing.key)', 'HMAC key of signed upload URLs'],
   ['SIGNED_URL_TTL', '1h', 'lifetime of signed upload URLs'],
   ['DATABASE_URL', '(SQLite in DATA_DIR)', 'postgres://... : a PostgreSQL ledger that several nodes share'],
-  ['NODE_ID', '(the host name)', 'with DATABASE_URL: this node\'s stable name (uploads staged on its disk are its own)'],
+  ['NODE_ID', '(the host name)', "with DATABASE_URL: this node's stable name (uploads staged on its disk are its own)"],
   ['NODE_URL', '(PUBLIC_URL, or where it listens)', 'with DATABASE_URL: where other nodes redirect (307) clients of uploads staged here'],
   ['STAGING_BACKEND', 'local', 'local or s3: where uploads are staged until finish (s3 needs STORAGE_BACKEND=s3)'],
   ['DIRECT_URL_TTL', '1h', "lifetime of a direct upload's part URLs"],

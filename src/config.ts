@@ -276,7 +276,12 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   );
   // Several nodes on one ledger: each has a stable name, and a URL the others send its clients to.
   const nodeId = read('NODE_ID', os.hostname(), (r) => (/^[\w.:-]{1,128}$/.test(r.trim()) ? r.trim() : undefined), 'a name of [A-Za-z0-9_.:-]');
-  const nodeUrl = read<string | undefined>('NODE_URL', undefined, (r) => (/^https?:\/\/[^\s/]+$/.test(r.trim()) ? r.trim() : undefined), 'an http(s) URL with no path');
+  const nodeUrl = read<string | undefined>(
+    'NODE_URL',
+    undefined,
+    (r) => (/^https?:\/\/[^\s/]+$/.test(r.trim()) ? r.trim() : undefined),
+    'an http(s) URL with no path',
+  );
 
   if (minChunkSize > maxChunkSize) {
     problems.push(`MIN_CHUNK_SIZE (${formatBytes(minChunkSize)}) is larger than MAX_CHUNK_SIZE (${formatBytes(maxChunkSize)})`);

@@ -5,7 +5,7 @@
  */
 export const ERRORS = {
   // Not an error for the client: the upload's bytes are on another node, which its Location names.
-  elsewhere: { status: 307, title: "The upload is on another node; repeat the request there" },
+  elsewhere: { status: 307, title: 'The upload is on another node; repeat the request there' },
   invalid_request: { status: 400, title: 'The request is malformed' },
   invalid_range: { status: 400, title: "The chunk index or byte range is not on the upload's chunk grid" },
   inconsistent_length: { status: 400, title: 'The upload length values disagree' },

@@ -82,7 +82,10 @@ export async function dueForExpiry(q: Queryable, now: number, limit: number, nod
 }
 
 export async function idsWithStatus(q: Queryable, status: UploadStatus, node?: string): Promise<string[]> {
-  const r = await q.query<{ id: string }>('SELECT id FROM uploads WHERE status = $1 AND ($2::text IS NULL OR node IS NULL OR node = $2)', [status, node ?? null]);
+  const r = await q.query<{ id: string }>('SELECT id FROM uploads WHERE status = $1 AND ($2::text IS NULL OR node IS NULL OR node = $2)', [
+    status,
+    node ?? null,
+  ]);
   return r.rows.map((row) => row.id);
 }
 

@@ -57,7 +57,12 @@ export async function requireHere(c: Context, upload: Upload): Promise<void> {
   const node = upload.node as string;
   const info = await c.ledger.nodeInfo(node);
   if (!info?.url) {
-    throw new SluiceError('node_unavailable', `upload ${upload.id} is staged on node ${node}, whose address is not known`, { node }, { headers: { 'retry-after': '10' } });
+    throw new SluiceError(
+      'node_unavailable',
+      `upload ${upload.id} is staged on node ${node}, whose address is not known`,
+      { node },
+      { headers: { 'retry-after': '10' } },
+    );
   }
   throw new SluiceError('elsewhere', `upload ${upload.id} is staged on node ${node}`, { node, node_url: info.url });
 }
