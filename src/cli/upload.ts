@@ -33,6 +33,26 @@ function retryable(err: unknown): boolean {
   return err.status === 0 || err.status >= 500 || err.status === 429 || err.code === 'chunk_in_progress';
 }
 
+/**
+ * Calls the server again after what a load balancer or a restarting node answers (502-504, 429,
+ * a refused connection), with backoff; `safe` calls (reads, finish - which a second call joins)
+ * also after any network error. A create is not repeated after a connection that broke midway: it
+ * may have been made.
+ */
+async function again<T>(call: () => Promise<T>, safe: boolean, attempts = 8): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      const e = err as ApiError;
+      const refused = e instanceof ApiError && e.status === 0 && /ECONNREFUSED/.test(e.message);
+      const busy = e instanceof ApiError && (e.status === 502 || e.status === 503 || e.status === 504 || e.status === 429);
+      if (attempt >= attempts || !(refused || busy || (safe && retryable(err)))) throw err;
+      await sleep(e.retryAfterMs ?? Math.min(15_000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random()));
+    }
+  }
+}
+
 /** Runs tasks with at most `limit` at once; `run` resolves when the task has a slot (so callers pace themselves). */
 class Pool {
   private readonly running = new Set<Promise<void>>();
@@ -75,7 +95,7 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
   const known = await state.get(key);
   if (known) {
     try {
-      const found = await api.status(known);
+      const found = await again(() => api.status(known), true);
       const sameTransfer = (found.transfer === 'direct') === (opts.direct === true) || found.status === 'completed';
       if (isGrid(found) && sameTransfer && found.size === stat.size && (found.status === 'uploading' || found.status === 'completed')) upload = found;
     } catch (err) {
@@ -120,12 +140,16 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
 
   async function send(): Promise<UploadResult> {
     if (!upload) {
-      const request = api.create({
-        file_name: label,
-        size: stat.size,
-        ...(opts.chunkSize && { chunk_size: opts.chunkSize }),
-        ...(opts.direct && { transfer: 'direct' as const }),
-      });
+      const request = again(
+        () =>
+          api.create({
+            file_name: label,
+            size: stat.size,
+            ...(opts.chunkSize && { chunk_size: opts.chunkSize }),
+            ...(opts.direct && { transfer: 'direct' as const }),
+          }),
+        false,
+      );
       creating = request;
       const created = await request;
       createdHere = created.id;
@@ -134,7 +158,8 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
       await state.set(key, created.id);
       upload = created;
     }
-    const missing = new Set(upload.status === 'completed' ? [] : await api.missingChunks(upload));
+    const grid = upload;
+    const missing = new Set(upload.status === 'completed' ? [] : await again(() => api.missingChunks(grid), true));
     let already = 0;
     for (let i = 0; i < upload.total_chunks; i++) if (!missing.has(i)) already += Math.min(upload.chunk_size, stat.size - i * upload.chunk_size);
     progress = new Progress(opts.mode, label, stat.size, already);
@@ -178,7 +203,7 @@ export async function uploadFile(api: Api, file: string, opts: UploadOptions): P
       const done =
         upload.status === 'completed'
           ? { id: upload.id, sha256: upload.sha256 as string, size: upload.size, location: upload.location }
-          : await api.finish(upload.id, sha256);
+          : await again(() => api.finish(grid.id, sha256), true);
       if (done.sha256 !== sha256) throw new Error(`the server stored ${done.sha256}, the file is ${sha256}`);
       await state.set(key, undefined);
       return { file, id: done.id, sha256, size: done.size, location: done.location, resumed };

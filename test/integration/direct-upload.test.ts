@@ -194,11 +194,11 @@ t.test('S3: without per-part digests a mismatch fails the upload; abort and a wr
 
 t.test('S3: an expired part URL is refused by S3 and the parts route hands out a fresh one', async (t) => {
   const s3 = await startS3(t);
-  const s = await startServer(t, { env: { ...s3.env, DIRECT_URL_TTL: '1s' } });
+  const s = await startServer(t, { env: { ...s3.env, DIRECT_URL_TTL: '3s' } });
   const data = randomBytes(1000);
   const created = await http('POST', `${s.url}/v1/uploads`, { json: { file_name: 'e.bin', size: data.length, sha256: sha256(data), transfer: 'direct' } });
   const up = created.body;
-  await sleep(2100); // S3 keeps its own clock
+  await sleep(3200); // S3 keeps its own clock (the fresh URL then has 3 s, time enough on a loaded machine)
   t.equal((await sendPart(up.parts[0], data, up.part_size)).status, 403, 'expired');
   const fresh = await http('GET', `${s.url}/v1/uploads/${up.id}/parts`);
   const sent = await sendPart(fresh.body.parts[0], data, up.part_size);
