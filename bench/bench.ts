@@ -9,6 +9,8 @@
  *   environment, e.g. --env MEMORY_PROFILE=fast; --only single,chunks,... picks cases;
  *   (`direct` is a case too: a direct upload to s3rver, sluice's CPU and bytes read for it;
  *   `staging` another: native chunks into S3, staged on local disk and in the bucket);
+ *   --nodes 3 runs only the several-nodes case: the same upload through HAProxy to 1 and to 3 nodes
+ *   on one PostgreSQL ledger, and a recorded chunk's ledger latency, SQLite against PostgreSQL;
  *   --before DIR adds a second sluice, `node DIR/main.js` (another build's dist/server), to every
  *   case sluice runs, interleaved with it, so that a change is measured against the build before it.
  *
@@ -27,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parseBytes } from '../src/lib/units.js';
 import { directCase, directReport, stagingCase, stagingReport } from './direct.js';
+import { nodesCase, nodesReport } from './nodes.js';
 import { envArgs } from './env-args.js';
 import { cpuSeconds, readStatus } from './proc.js';
 
@@ -48,6 +51,8 @@ const { values } = parseArgs({
     // sluice settings to compare, e.g. --env MEMORY_PROFILE=fast
     env: { type: 'string', multiple: true, default: [] },
     before: { type: 'string' },
+    // --nodes N: only the several-nodes case (1 node and N behind HAProxy) and the ledger latency
+    nodes: { type: 'string' },
   },
 });
 const BEFORE = values.before === undefined ? undefined : path.resolve(values.before);
@@ -549,6 +554,13 @@ async function main(): Promise<void> {
     );
     console.log(`file ${SIZE / MiB} MiB, ${ROUNDS} round(s), ${SMALL_REQUESTS} small requests${QUICK ? ' (quick)' : ''}; preparing data...`);
     const data = await makeData(scratch);
+    if (values.nodes !== undefined) {
+      const nodes = Number(values.nodes);
+      if (!Number.isInteger(nodes) || nodes < 2 || nodes > 3) throw new Error('--nodes is 2 or 3 (deploy/haproxy.cfg names three nodes)');
+      const r = await nodesCase(ROOT, work, data, SIZE, ROUNDS, nodes);
+      for (const line of nodesReport(r, nodes)) console.log(line);
+      return;
+    }
     const names: ServerName[] = BEFORE ? ['sluice', 'sluice-before', 'tus-server', 'discard'] : ['sluice', 'tus-server', 'discard'];
     for (const name of names) targets.push(await startTarget(name, work));
     await new Promise((r) => setTimeout(r, SETTLE_MS));

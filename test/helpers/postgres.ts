@@ -35,10 +35,10 @@ async function binaries(): Promise<string | undefined> {
 /**
  * Starts a real PostgreSQL cluster in a temporary directory on 127.0.0.1 (as the unprivileged
  * `postgres` user when run as root: PostgreSQL refuses to run as root), stopped at teardown.
- * Durability settings are off: the tests check the ledger's logic, not the disk.
+ * Durability settings are off unless `durable`: the tests check the ledger's logic, not the disk.
  * Returns undefined (and the caller skips) where the machine has no PostgreSQL.
  */
-export async function startPostgres(t: { teardown(fn: () => unknown): void }): Promise<Postgres | undefined> {
+export async function startPostgres(t: { teardown(fn: () => unknown): void }, opts: { durable?: boolean } = {}): Promise<Postgres | undefined> {
   const bin = await binaries();
   if (!bin) return undefined;
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'sluice-pg-'));
@@ -48,7 +48,9 @@ export async function startPostgres(t: { teardown(fn: () => unknown): void }): P
   const data = path.join(dir, 'data');
   await as(path.join(bin, 'initdb'), ['-D', data, '-U', 'sluice', '--auth=trust', '-E', 'UTF8', '--no-sync']);
   const port = await freePort();
-  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+  // `durable`: PostgreSQL's defaults (a commit waits for its WAL flush), for measurements.
+  const speed = opts.durable ? '' : ' -c fsync=off -c synchronous_commit=off -c full_page_writes=off';
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c max_connections=200${speed}`;
   await as(path.join(bin, 'pg_ctl'), ['-D', data, '-o', options, '-l', path.join(dir, 'log'), '-w', 'start']);
   const stop = async () => {
     await as(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']).catch(() => {});

@@ -35,3 +35,25 @@ t.test('npm run bench -- --quick runs every case on sluice, @tus/server and the 
   t.match(stdout, /direct upload \(parts straight to S3\): sluice [\d.]+ CPU-s\/GiB of its own/, 'measures a direct upload to s3rver');
   t.match(stdout, /- (met|NOT met): and under 1 MiB of received bytes per GiB/);
 });
+
+const pgInstalled = await fs
+  .readdir('/usr/lib/postgresql')
+  .then((v) => v.length > 0)
+  .catch(() => false);
+const nodesSkip = !pgInstalled ? 'no PostgreSQL here' : !(await fs.stat('/usr/sbin/haproxy').catch(() => undefined)) ? 'no HAProxy here' : false;
+
+t.test(
+  'npm run bench -- --nodes 3 --quick: through HAProxy to one node and to three, and the ledger latency of both ledgers',
+  { skip: nodesSkip },
+  async (t) => {
+    const { stdout } = await run(path.join(ROOT, 'node_modules/.bin/tsx'), ['bench/bench.ts', '--nodes', '3', '--quick'], {
+      cwd: ROOT,
+      timeout: 240_000,
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    t.match(stdout, /- 1 node: \d+ MB\/s of chunks through HAProxy, finish [\d.]+ s/);
+    t.match(stdout, /- 3 nodes: \d+ MB\/s of chunks through HAProxy, finish [\d.]+ s/);
+    t.match(stdout, /ledger, one recorded chunk: sqlite median [\d.]+ ms/);
+    t.match(stdout, /ledger, one recorded chunk: postgres median [\d.]+ ms/);
+  },
+);
