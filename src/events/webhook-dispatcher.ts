@@ -8,6 +8,9 @@ const MAX_BACKOFF_MS = 3600_000;
 /** Deliveries in flight per endpoint (each for a different upload). */
 const IN_FLIGHT = 8;
 
+/** How often the outbox is looked at without being told (notifications can be lost). */
+const POLL_MS = 5000;
+
 /** How much longer than WEBHOOK_TIMEOUT a claimed delivery stays with the node that claimed it. */
 const CLAIM_MARGIN_MS = 5000;
 
@@ -59,6 +62,7 @@ export class WebhookDispatcher {
   private readonly again = new Set<string>();
   private stopped = false;
   private unsubscribe: (() => void) | undefined;
+  private poll: NodeJS.Timeout | undefined;
   private readonly work = new Set<Promise<void>>();
   /** Aborts the requests in flight at shutdown (their deliveries stay pending, sent after a restart). */
   private readonly halt = new AbortController();
@@ -81,6 +85,9 @@ export class WebhookDispatcher {
       );
     if (this.o.endpoints.length === 0) return;
     this.unsubscribe = this.o.events.onWritten(() => this.kickAll());
+    // A safety net beside the notifications (another node's commit, a lost LISTEN connection).
+    this.poll = setInterval(() => this.kickAll(), POLL_MS);
+    this.poll.unref();
     this.kickAll();
   }
 
@@ -88,6 +95,7 @@ export class WebhookDispatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     this.halt.abort();
+    if (this.poll) clearInterval(this.poll);
     this.unsubscribe?.();
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();

@@ -22,6 +22,7 @@ const HEAD_OF_LINE = `NOT EXISTS (SELECT 1 FROM webhook_deliveries o WHERE o.end
 export class PgEvents implements EventLedger {
   private readonly listeners = new Set<() => void>();
   private listening: pg.PoolClient | undefined;
+  private closed = false;
 
   constructor(
     private readonly pool: Pool,
@@ -30,18 +31,30 @@ export class PgEvents implements EventLedger {
 
   onWritten(listener: () => void): () => void {
     this.listeners.add(listener);
-    void this.listen();
+    void this.listen().catch(() => {});
     return () => this.listeners.delete(listener);
   }
 
-  /** One client per process listens for other nodes' commits (and this node's own). */
+  /**
+   * One client per process listens for every node's commits (this node's own among them). A lost
+   * connection (PostgreSQL restarted) is replaced; the dispatchers also look for work on a timer,
+   * so nothing waits on a notification alone.
+   */
   private async listen(): Promise<void> {
-    if (this.listening) return;
+    if (this.listening || this.closed) return;
     const client = await this.pool.connect();
     this.listening = client;
     client.on('notification', () => {
       for (const listener of this.listeners) listener();
     });
+    const lost = () => {
+      if (this.listening !== client) return;
+      this.listening = undefined;
+      client.release(true);
+      setTimeout(() => void this.listen().catch(() => {}), 1000).unref();
+    };
+    client.once('error', lost);
+    client.once('end', lost);
     await client.query(`LISTEN ${CHANNEL}`);
   }
 
@@ -200,6 +213,7 @@ export class PgEvents implements EventLedger {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const client = this.listening;
     this.listening = undefined;
     client?.release();

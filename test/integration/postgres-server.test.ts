@@ -4,6 +4,7 @@ import pg from 'pg';
 import * as tus from 'tus-js-client';
 import { spawnServer } from '../helpers/process.js';
 import { startPostgres } from '../helpers/postgres.js';
+import { WEBHOOK_SECRET, startReceiver } from '../helpers/receiver.js';
 import { createUpload, http, putChunk, sha256, tmpDir } from '../helpers/server.js';
 
 const KiB = 1024;
@@ -77,6 +78,27 @@ t.test(
     await server.exited;
   },
 );
+
+t.test('webhooks from a PostgreSQL ledger: woken by NOTIFY, claimed, delivered and verified', { skip: cluster ? false : 'no PostgreSQL here' }, async (t) => {
+  const receiver = await startReceiver(t, { failPlan: ['500'] });
+  const url = await (cluster as NonNullable<typeof cluster>).database();
+  const env = { DATA_DIR: await tmpDir(t), DATABASE_URL: url, WEBHOOK_URLS: `${receiver.url}/events`, WEBHOOK_SECRET, WEBHOOK_RETRY_MIN: '50ms' };
+  const server = await spawnServer(env, t);
+  const ids: string[] = [];
+  for (const name of ['w1.bin', 'w2.bin']) ids.push((await createUpload(server.url, { file_name: name, size: 10 })).id);
+  await http('DELETE', `${server.url}/v1/uploads/${ids[0]}`);
+  const records = await receiver.until((r) => r.filter((x) => x.step === 'ok').length >= 3);
+  const delivered = records.filter((x) => x.step === 'ok').map((x) => `${x.data.id === ids[0] ? 'w1' : 'w2'}:${x.type}`);
+  t.same(
+    delivered.filter((d) => d.startsWith('w1')),
+    ['w1:upload.created', 'w1:upload.aborted'],
+    'in order per upload, after a 500',
+  );
+  t.ok(delivered.includes('w2:upload.created'));
+  t.ok(records.every((x) => x.verified));
+  server.child.kill('SIGTERM');
+  await server.exited;
+});
 
 t.test('a DATABASE_URL that cannot be reached stops start-up with a clear message', async (t) => {
   const dataDir = await tmpDir(t);
