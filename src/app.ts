@@ -242,6 +242,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       if (n > 0) app.log.info({ count: n, event: 'sweep' }, 'expired uploads removed');
       // tus uploads with every byte but no published file (a store outage): try again.
       await service.retryPublishing();
+      await service.reopenAbandoned();
       await ledger.events.prune(Date.now() - config.events.retentionMs);
       await ledger.maintain();
     } catch (err) {

@@ -290,6 +290,8 @@ export interface Ledger {
   dueForExpiry(now: number, limit: number, node?: { id: string; deadBefore: number }): Promise<string[]>;
   /** With `node`: only uploads of that node, or of none (what its start-up reconciliation settles). */
   idsWithStatus(status: UploadStatus, node?: string): Promise<string[]>;
+  /** Uploads staged in the store left `finishing` by a node not seen since `deadBefore` (another node takes them over). */
+  abandonedFinishing(deadBefore: number): Promise<string[]>;
   /** Records that a node is alive at `url` (several nodes on one ledger). */
   heartbeat(node: string, url: string | undefined, now: number): Promise<void>;
   /** Where a node is, and when it was last seen. */

@@ -81,6 +81,14 @@ export class PgLedger implements Ledger {
     queries.dueForExpiry(this.pool, now, limit, node);
   idsWithStatus = (status: UploadStatus, node?: string): Promise<string[]> => queries.idsWithStatus(this.pool, status, node);
   nodeInfo = (node: string): Promise<{ url: string | null; seenAt: number } | undefined> => queries.nodeInfo(this.pool, node);
+  async abandonedFinishing(deadBefore: number): Promise<string[]> {
+    const r = await this.pool.query<{ id: string }>(
+      `SELECT id FROM uploads WHERE status = 'finishing' AND multipart IS NOT NULL AND node IN (SELECT id FROM nodes WHERE seen_at < $1)`,
+      [deadBefore],
+    );
+    return r.rows.map((row) => row.id);
+  }
+
   async heartbeat(node: string, url: string | undefined, now: number): Promise<void> {
     await this.pool.query(
       'INSERT INTO nodes (id, url, seen_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET url = excluded.url, seen_at = excluded.seen_at',

@@ -328,6 +328,10 @@ export class SqliteLedger implements Ledger {
     return (this.s.byStatus.all({ status, node: node ?? null }) as { id: string }[]).map((r) => r.id);
   }
 
+  async abandonedFinishing(deadBefore: number): Promise<string[]> {
+    return (this.s.abandonedFinishing.all(deadBefore) as { id: string }[]).map((r) => r.id);
+  }
+
   async heartbeat(node: string, url: string | undefined, now: number): Promise<void> {
     this.s.heartbeat.run(node, url ?? null, now);
   }

@@ -71,6 +71,8 @@ export const SQL = {
   byStatus: 'SELECT id FROM uploads WHERE status = @status AND (@node IS NULL OR node IS NULL OR node = @node)',
   heartbeat: 'INSERT INTO nodes (id, url, seen_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET url = excluded.url, seen_at = excluded.seen_at',
   nodeInfo: 'SELECT url, seen_at FROM nodes WHERE id = ?',
+  abandonedFinishing: `
+    SELECT id FROM uploads WHERE status = 'finishing' AND multipart IS NOT NULL AND node IN (SELECT id FROM nodes WHERE seen_at < ?)`,
   setLength: `
     UPDATE uploads SET size = @size, length_deferred = 0, chunk_size = MAX(@size, 1), updated_at = @now
     WHERE id = @id AND length_deferred = 1 AND bytes_received <= @size AND status = 'uploading'`,

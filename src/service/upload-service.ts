@@ -32,7 +32,7 @@ import { append } from './use-cases/append.js';
 import { hasAllBytes, owned, type Context } from './use-cases/context.js';
 import { createComposed, createGrid, createStream } from './use-cases/create.js';
 import { abort, discard, terminate } from './use-cases/discard.js';
-import { expire, expireDue } from './use-cases/expire.js';
+import { expire, expireDue, reopenAbandoned } from './use-cases/expire.js';
 import { publishIfComplete, retryPublishing, startFinish } from './use-cases/finish.js';
 import { receiveChunk } from './use-cases/receive-chunk.js';
 import { events, processed, updateFile, waitProcessed } from './use-cases/processing.js';
@@ -178,6 +178,8 @@ export class UploadService {
   terminate = (owner: string, id: string): Promise<void> => terminate(this.c, owner, id);
   expire = (id: string): Promise<boolean> => expire(this.c, id);
   expireDue = (): Promise<number> => expireDue(this.c);
+  /** Several nodes: finishes a stopped node left behind become finishable again. */
+  reopenAbandoned = (): Promise<number> => reopenAbandoned(this.c);
 
   /** Start-up reconciliation of the ledger with the disk and the store (see reconcile.ts). */
   reconcile(): Promise<ReconcileReport> {

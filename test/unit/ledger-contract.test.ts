@@ -202,6 +202,21 @@ for (const kind of kinds) {
       t.equal((await l.recordExtent(won, { offset: 40, length: 10 }, 2000, 100, open)).kind, 'offset_moved', 'an extent starts at the end');
     });
 
+    t.test('nodes: heartbeats, and the finishes a node gone silent left behind', async (t) => {
+      const { l } = await ledger(t, upload({ node: 'node-a', multipart: 'mp', transfer: 'direct' }));
+      await l.create(upload({ id: 'u2', node: 'node-b', multipart: 'mp2', transfer: 'direct' }), LIMITS);
+      await l.create(upload({ id: 'u3', node: 'node-a' }), LIMITS);
+      for (const id of ['u1', 'u2', 'u3']) await l.transition(id, 'uploading', 'finishing', 1500);
+      await l.heartbeat('node-a', 'http://a:8080', 1000);
+      await l.heartbeat('node-b', 'http://b:8080', 9000);
+      t.same(await l.nodeInfo('node-a'), { url: 'http://a:8080', seenAt: 1000 });
+      t.same(await l.abandonedFinishing(5000), ['u1'], "node a's, staged in the store (u3's bytes are on a's disk)");
+      t.same(await l.idsWithStatus('finishing', 'node-b'), ['u2'], 'a node settles its own at start-up');
+      await l.heartbeat('node-a', 'http://a:8080', 9500);
+      t.same(await l.abandonedFinishing(5000), [], 'a is back');
+      t.same(await l.dueForExpiry(99_999, 10, { id: 'node-b', deadBefore: 5000 }), [], 'finishing uploads do not expire');
+    });
+
     t.test('two nodes creating at once cannot both pass the active-upload limit', async (t) => {
       const { l } = await ledger(t);
       const results = await Promise.all(['x1', 'x2', 'x3', 'x4'].map((id) => l.create(upload({ id }), { maxActive: 3, quota: undefined })));

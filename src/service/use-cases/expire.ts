@@ -20,3 +20,19 @@ export async function expireDue(c: Context): Promise<number> {
     for (const id of ids) if (await expire(c, id)) count++;
   }
 }
+
+/**
+ * Several nodes: an upload staged in the store that a node left `finishing` when it stopped (and
+ * has not come back to, in NODE_GONE_AFTER_MS) can be finished again through any node. Returns how many.
+ */
+export async function reopenAbandoned(c: Context): Promise<number> {
+  if (!c.config.node) return 0;
+  let count = 0;
+  for (const id of await c.ledger.abandonedFinishing(c.now() - NODE_GONE_AFTER_MS)) {
+    if (await c.ledger.transition(id, 'finishing', 'uploading', c.now(), 'the node finishing it stopped; finish again')) {
+      c.log.warn({ uploadId: id, event: 'finish_taken_over' }, 'an upload a stopped node was finishing can be finished again');
+      count++;
+    }
+  }
+  return count;
+}
