@@ -223,7 +223,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(partRoutes, { service, urls, signer, directUrlTtlMs: config.directUrlTtlMs, now: routeNow });
   await app.register(chunkRoutes, { service });
   await app.register(contentRoutes, { service });
-  await app.register(fileRoutes, { service });
+  await app.register(fileRoutes, { service, urls, signer, signedUrlTtlMs: config.auth.signedUrlTtlMs, now: routeNow });
   await app.register(eventRoutes, { service, staged: wired.staged, processorToken: config.events.processorToken });
   await app.register(tusRoutes, {
     service,

@@ -90,6 +90,15 @@ export type Transfer = 'server' | 'direct';
 
 export type FileChange = Partial<Pick<Upload, 'fileName' | 'contentType' | 'metadata'>>;
 
+/** What GET /v1/files filters on: every given condition holds. */
+export interface FileFilter {
+  contentType?: string | undefined;
+  /** Metadata key = value pairs, all of which the file has. */
+  metadata?: [string, string][] | undefined;
+  createdAfter?: number | undefined;
+  createdBefore?: number | undefined;
+}
+
 /** A part of a direct upload: what the client reported sending (`etag`), or only declared. */
 export interface DirectPart {
   index: number;
@@ -283,6 +292,8 @@ export interface Ledger {
   terminateCompleted(id: string, now: number): Promise<boolean>;
   /** One page of an owner's uploads, newest first (keyset on created_at, id); parts of a composed upload are left out (it lists them). */
   list(owner: string, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]>;
+  /** One page of an owner's stored files (completed uploads), newest first, that pass `filter`. */
+  listFiles(owner: string, filter: FileFilter, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]>;
   /**
    * Ids of uploads still `uploading` whose expiry time has passed. With `node`, only those this
    * node may expire: its own, any staged in the store, and those of nodes not seen since `deadBefore`.

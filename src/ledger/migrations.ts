@@ -235,4 +235,20 @@ export const MIGRATIONS: readonly string[] = [
     seen_at INTEGER NOT NULL
   );
   `,
+  // 9: files listed by metadata (seed 003's parent_content_type / parent_object_id and any other
+  // key): one row per key of each upload's metadata, kept with it, so that a filter is an index
+  // lookup however many files an owner has.
+  `
+  CREATE TABLE metadata_index (
+    owner     TEXT NOT NULL,
+    key       TEXT NOT NULL,
+    value     TEXT NOT NULL,
+    upload_id TEXT NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+    PRIMARY KEY (owner, key, value, upload_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX metadata_index_upload ON metadata_index (upload_id);
+  INSERT INTO metadata_index (owner, key, value, upload_id)
+    SELECT u.owner, m.key, m.value, u.id FROM uploads u, json_each(u.metadata) m;
+  CREATE INDEX uploads_owner_status_created ON uploads (owner, status, created_at DESC, id DESC);
+  `,
 ];

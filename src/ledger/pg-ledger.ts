@@ -7,6 +7,7 @@ import type {
   Extent,
   Fence,
   FileChange,
+  FileFilter,
   Ledger,
   NewUpload,
   OwnerLimits,
@@ -20,6 +21,7 @@ import type {
 } from './ledger.js';
 import { type Client, type Pool, type Queryable, inTransaction, migratePg, openPool } from './pg-db.js';
 import { ENTERED } from './event-data.js';
+import { fileQuery, metadataRows } from './file-query.js';
 import { PgEvents } from './pg-events.js';
 import { PgParts } from './pg-parts.js';
 import * as queries from './pg-queries.js';
@@ -77,6 +79,10 @@ export class PgLedger implements Ledger {
     queries.missingChunks(this.pool, uploadId, totalChunks, limit, from);
   chunks = (uploadId: string, from: number, limit: number): Promise<Chunk[]> => queries.chunks(this.pool, uploadId, from, limit);
   list = (owner: string, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]> => queries.list(this.pool, owner, limit, after);
+  async listFiles(owner: string, filter: FileFilter, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]> {
+    const { sql, params } = fileQuery(owner, filter, limit, after, (i) => `$${i}`, 'postgres');
+    return (await this.pool.query<UploadRow>(sql, params)).rows.map(toUpload);
+  }
   dueForExpiry = (now: number, limit: number, node?: { id: string; deadBefore: number }): Promise<string[]> =>
     queries.dueForExpiry(this.pool, now, limit, node);
   idsWithStatus = (status: UploadStatus, node?: string): Promise<string[]> => queries.idsWithStatus(this.pool, status, node);
@@ -165,6 +171,15 @@ export class PgLedger implements Ledger {
           u.node ?? null,
         ],
       );
+      const rows = metadataRows(u.metadata);
+      if (rows.length > 0) {
+        await q.query('INSERT INTO metadata_index (owner, key, value, upload_id) SELECT $1, k, v, $2 FROM unnest($3::text[], $4::text[]) AS t(k, v)', [
+          u.owner,
+          u.id,
+          rows.map(([k]) => k),
+          rows.map(([, v]) => v),
+        ]);
+      }
       const created = (await this.read(q, u.id)) as Upload;
       await this.events.note(q, 'upload.created', created, u.createdAt);
       return { kind: 'created', upload: created };
@@ -390,6 +405,16 @@ export class PgLedger implements Ledger {
       );
       if (r.rowCount !== 1) return undefined;
       const upload = (await this.read(q, id)) as Upload;
+      if (change.metadata) {
+        const rows = metadataRows(change.metadata);
+        await q.query('DELETE FROM metadata_index WHERE upload_id = $1', [id]);
+        await q.query('INSERT INTO metadata_index (owner, key, value, upload_id) SELECT $1, k, v, $2 FROM unnest($3::text[], $4::text[]) AS t(k, v)', [
+          upload.owner,
+          id,
+          rows.map(([k]) => k),
+          rows.map(([, v]) => v),
+        ]);
+      }
       await this.events.note(q, 'file.updated', upload, now);
       return upload;
     });

@@ -112,4 +112,20 @@ export const PG_MIGRATIONS: readonly { version: number; sql: string }[] = [
     );
     `,
   },
+  {
+    version: 9,
+    sql: `
+    CREATE TABLE metadata_index (
+      owner     TEXT NOT NULL,
+      key       TEXT NOT NULL,
+      value     TEXT NOT NULL,
+      upload_id TEXT NOT NULL REFERENCES uploads (id) ON DELETE CASCADE,
+      PRIMARY KEY (owner, key, value, upload_id)
+    );
+    CREATE INDEX metadata_index_upload ON metadata_index (upload_id);
+    INSERT INTO metadata_index (owner, key, value, upload_id)
+      SELECT u.owner, m.key, m.value, u.id FROM uploads u, jsonb_each_text(u.metadata::jsonb) m;
+    CREATE INDEX uploads_owner_status_created ON uploads (owner, status, created_at DESC, id DESC);
+    `,
+  },
 ];

@@ -2,6 +2,7 @@ import type { Statement, Transaction } from 'better-sqlite3';
 import { checkpoint, type Db } from './database.js';
 import { GroupCommit } from './group-commit.js';
 import { ENTERED } from './event-data.js';
+import { fileQuery, metadataRows } from './file-query.js';
 import { SQL } from './sqlite-statements.js';
 import { SqliteEvents } from './sqlite-events.js';
 import { SqliteParts } from './sqlite-parts.js';
@@ -15,6 +16,7 @@ import type {
   Extent,
   Fence,
   FileChange,
+  FileFilter,
   Ledger,
   NewUpload,
   OwnerLimits,
@@ -141,6 +143,7 @@ export class SqliteLedger implements Ledger {
         multipart: u.multipart ?? null,
         node: u.node ?? null,
       });
+      for (const [key, value] of metadataRows(u.metadata)) this.s.indexMetadata.run(u.owner, key, value, u.id);
       const created = this.read(u.id) as Upload;
       this.events.note('upload.created', created, u.createdAt);
       return { kind: 'created', upload: created };
@@ -192,6 +195,10 @@ export class SqliteLedger implements Ledger {
       };
       if (this.s.updateFile.run(params).changes !== 1) return undefined;
       const upload = this.read(id) as Upload;
+      if (change.metadata) {
+        this.s.unindexMetadata.run(id);
+        for (const [key, value] of metadataRows(change.metadata)) this.s.indexMetadata.run(upload.owner, key, value, id);
+      }
       this.events.note('file.updated', upload, now);
       return upload;
     });
@@ -317,6 +324,19 @@ export class SqliteLedger implements Ledger {
   async list(owner: string, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]> {
     const rows = after ? this.s.listPage.all(owner, after.createdAt, after.createdAt, after.id, limit) : this.s.listFirst.all(owner, limit);
     return (rows as UploadRow[]).map(toUpload);
+  }
+
+  /** Prepared once per shape of filter (which conditions it has), not per call. */
+  private readonly fileQueries = new Map<string, Statement>();
+
+  async listFiles(owner: string, filter: FileFilter, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]> {
+    const { sql, params } = fileQuery(owner, filter, limit, after, () => '?');
+    let stmt = this.fileQueries.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      if (this.fileQueries.size < 256) this.fileQueries.set(sql, stmt);
+    }
+    return (stmt.all(...params) as UploadRow[]).map(toUpload);
   }
 
   async dueForExpiry(now: number, limit: number, node?: { id: string; deadBefore: number }): Promise<string[]> {

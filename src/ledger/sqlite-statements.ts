@@ -13,6 +13,8 @@ export const SQL = {
             @expectedSha256, 'uploading', @createdAt, @createdAt, @expiresAt, @lengthDeferred, @echo, @isPart, @parts,
             @transfer, @multipart, @node)`,
   getUpload: 'SELECT * FROM uploads WHERE id = ?',
+  indexMetadata: 'INSERT OR IGNORE INTO metadata_index (owner, key, value, upload_id) VALUES (?, ?, ?, ?)',
+  unindexMetadata: 'DELETE FROM metadata_index WHERE upload_id = ?',
   // A part written again after a takeover replaces the one a fenced writer may have left.
   insertStagedPart: `
     INSERT INTO direct_parts (upload_id, idx, length, etag, sha256, reported_at) VALUES (@id, @index, @length, @etag, @sha256, @now)

@@ -2,7 +2,7 @@ import type { DirectStore, PartTarget } from '../storage/direct-store.js';
 import { createDirect, type DirectPartView, directPartUrl, directParts, reportPart } from './use-cases/direct.js';
 import type { FastifyBaseLogger as Logger } from 'fastify';
 import type { Config } from '../config.js';
-import type { Chunk, FileChange, Ledger, LedgerEvent, ProcessingResult, StoredLocation, Upload } from '../ledger/ledger.js';
+import type { Chunk, FileChange, FileFilter, Ledger, LedgerEvent, ProcessingResult, StoredLocation, Upload } from '../ledger/ledger.js';
 import { bodyBudget, descriptorLimit } from '../lib/descriptors.js';
 import { createGcPacer } from '../lib/gc-pacer.js';
 import { statFs, type StatFs } from '../storage/disk-space.js';
@@ -150,6 +150,8 @@ export class UploadService {
   missingChunks = (upload: Upload, limit: number, from = 0): Promise<number[]> => missingChunks(this.c, upload, limit, from);
   missingCount = (upload: Upload): number => missingCount(upload);
   list = (owner: string, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]> => this.c.ledger.list(owner, limit, after);
+  listFiles = (owner: string, filter: FileFilter, limit: number, after?: { createdAt: number; id: string }): Promise<Upload[]> =>
+    this.c.ledger.listFiles(owner, filter, limit, after);
   completed = (owner: string, id: string): Promise<Upload & { location: StoredLocation }> => completed(this.c, owner, id);
   content = (upload: Upload & { location: StoredLocation }, range?: { start: number; end: number }): Promise<Download> => content(this.c, upload, range);
   hasAllBytes = (upload: Upload): Promise<boolean> => hasAllBytes(this.c, upload);

@@ -217,6 +217,40 @@ for (const kind of kinds) {
       t.same(await l.dueForExpiry(99_999, 10, { id: 'node-b', deadBefore: 5000 }), [], 'finishing uploads do not expire');
     });
 
+    t.test('listFiles: completed files of the owner, newest first, by type, time and metadata, page by page', async (t) => {
+      const { l } = await ledger(t);
+      const file = async (id: string, at: number, over: Partial<NewUpload>) => {
+        await l.create(upload({ id, createdAt: at, ...over }), LIMITS);
+        await l.transition(id, 'uploading', 'finishing', at);
+        await l.complete(id, 'f'.repeat(64), { backend: 'local', path: `files/${id}` }, at);
+      };
+      await file('a', 2000, { contentType: 'image/png', metadata: { parent_content_type: 'post', parent_object_id: '7' } });
+      await file('b', 3000, { contentType: 'image/jpeg', metadata: { parent_content_type: 'post', parent_object_id: '8' } });
+      await file('c', 4000, { contentType: 'application/pdf', metadata: { parent_content_type: 'post', parent_object_id: '7' } });
+      await file('d', 5000, { owner: 'bob', metadata: { parent_object_id: '7' } });
+      const ids = async (filter: Parameters<typeof l.listFiles>[1], limit = 10, after?: { createdAt: number; id: string }) =>
+        (await l.listFiles('alice', filter, limit, after)).map((u) => u.id);
+      t.same(await ids({}), ['c', 'b', 'a'], 'u1 is not completed; bob is not alice');
+      t.same(await ids({ metadata: [['parent_object_id', '7']] }), ['c', 'a']);
+      t.same(
+        await ids({
+          metadata: [
+            ['parent_object_id', '7'],
+            ['parent_content_type', 'post'],
+          ],
+        }),
+        ['c', 'a'],
+        'every condition',
+      );
+      t.same(await ids({ contentType: 'image/*' }), ['b', 'a']);
+      t.same(await ids({ contentType: 'image/png' }), ['a']);
+      t.same(await ids({ createdAfter: 2000, createdBefore: 5000 }), ['c', 'b']);
+      t.same(await ids({}, 2, { createdAt: 3000, id: 'b' }), ['a'], 'the page after b');
+      await l.updateFile('a', { metadata: { parent_object_id: '9' } }, 6000);
+      t.same(await ids({ metadata: [['parent_object_id', '7']] }), ['c'], 'the index follows a metadata change');
+      t.same(await ids({ metadata: [['parent_object_id', '9']] }), ['a']);
+    });
+
     t.test('two nodes creating at once cannot both pass the active-upload limit', async (t) => {
       const { l } = await ledger(t);
       const results = await Promise.all(['x1', 'x2', 'x3', 'x4'].map((id) => l.create(upload({ id }), { maxActive: 3, quota: undefined })));

@@ -4,6 +4,7 @@ import t from 'tap';
 import { openDatabase } from '../../src/ledger/database.js';
 import type { Chunk } from '../../src/ledger/ledger.js';
 import { MIGRATIONS } from '../../src/ledger/migrations.js';
+import { fileQuery } from '../../src/ledger/file-query.js';
 import { SqliteLedger } from '../../src/ledger/sqlite-ledger.js';
 import { sampleUpload } from '../helpers/ledgers.js';
 import { tmpDir } from '../helpers/server.js';
@@ -65,4 +66,17 @@ t.test('migration 4 keeps every upload and chunk, with layout, protocol and echo
   t.same(await l.getChunk('n', 0), { index: 0, offset: 0, length: 10, sha256: 'abc', receivedAt: 2 }, 'a grid chunk keeps its SHA-256');
   t.same(l.db.prepare('SELECT sha256 FROM chunks WHERE upload_id = ?').get('s'), { sha256: null }, 'an extent keeps no digest of its own');
   t.equal((l.db.pragma('foreign_key_check') as unknown[]).length, 0);
+});
+
+t.test('a metadata filter over many files is an index lookup, not a scan', async (t) => {
+  const { db } = await ledger(t);
+  const plan = (sql: string) => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join(' | ');
+  const { sql } = fileQuery('alice', { metadata: [['parent_object_id', '7']] }, 100, undefined, () => "'x'");
+  const detail = plan(sql);
+  t.match(detail, /SEARCH m USING PRIMARY KEY \(owner=\? AND key=\? AND value=\?\)/, `the metadata condition is a key lookup: ${detail}`);
+  t.match(detail, /SEARCH u USING INDEX sqlite_autoindex_uploads_1 \(id=\?\)/, 'then each of its files by id');
+  t.notMatch(detail, /\bSCAN\b/, 'no table scan');
+  const plain = plan(fileQuery('alice', {}, 100, undefined, () => "'x'").sql);
+  t.match(plain, /SEARCH u USING INDEX uploads_owner_status_created \(owner=\? AND status=\?\)/, `no filter: the owner's completed files, in order: ${plain}`);
+  t.notMatch(plain, /TEMP B-TREE/, 'already in order');
 });

@@ -1,4 +1,7 @@
+import type { FastifyRequest } from 'fastify';
 import type { Upload } from '../../ledger/ledger.js';
+import type { UrlSigner } from '../../http/signed-url.js';
+import { absoluteUrl, type UrlOptions } from '../../http/urls.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -52,4 +55,18 @@ export function decodeCursor(cursor: string): { createdAt: number; id: string } 
     // fall through: not a cursor we made
   }
   return undefined;
+}
+
+/**
+ * A completed upload as shown with its signed download link (`download_url`), for a browser, which
+ * cannot send a token with a link.
+ */
+export function withDownloadLink(opts: { urls: UrlOptions; signer: UrlSigner; signedUrlTtlMs: number; now: () => number }) {
+  return (request: FastifyRequest, upload: Upload) => {
+    const shown = presentUpload(upload);
+    if (upload.status !== 'completed') return shown;
+    const expiresAt = Math.floor((opts.now() + opts.signedUrlTtlMs) / 1000);
+    const link = `${absoluteUrl(request, opts.urls, `/v1/uploads/${upload.id}/content`)}?${opts.signer.query(upload.id, expiresAt, 'download')}`;
+    return { ...shown, download_url: link };
+  };
 }

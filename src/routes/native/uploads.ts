@@ -1,13 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { SluiceError } from '../../errors.js';
-import type { Upload } from '../../ledger/ledger.js';
 import type { UploadService } from '../../service/upload-service.js';
 import type { FastifyRequest } from 'fastify';
 import { absoluteUrl, type UrlOptions } from '../../http/urls.js';
 import type { UrlSigner } from '../../http/signed-url.js';
 import { partTargets } from './parts.js';
-import { decodeCursor, encodeCursor, presentUpload } from './present.js';
+import { decodeCursor, encodeCursor, presentUpload, withDownloadLink } from './present.js';
 import {
   CreateUploadBody,
   CreatedUpload,
@@ -68,13 +67,7 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
     };
   };
 
-  /** A completed upload's signed download link, for a browser (which cannot send a token with a link). */
-  const withLink = (request: FastifyRequest, upload: Upload) => {
-    const shown = presentUpload(upload);
-    if (upload.status !== 'completed') return shown;
-    const expiresAt = Math.floor((now() + signedUrlTtlMs) / 1000);
-    return { ...shown, download_url: `${absoluteUrl(request, urls, `/v1/uploads/${upload.id}/content`)}?${signer.query(upload.id, expiresAt, 'download')}` };
-  };
+  const withLink = withDownloadLink({ urls, signer, signedUrlTtlMs, now });
 
   app.post(
     '/v1/uploads',
