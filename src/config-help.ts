@@ -32,6 +32,7 @@ export const ENVIRONMENT: readonly (readonly [name: string, fallback: string, me
   ['JWT_AUDIENCE', '(none)', 'required aud of JWTs'],
   ['SIGNING_SECRET', '(DATA_DIR/signing.key)', 'HMAC key of signed upload URLs'],
   ['SIGNED_URL_TTL', '1h', 'lifetime of signed upload URLs'],
+  ['REQUIRE_FILE_SHA256', 'false', 'a native finish needs the whole-file SHA-256 (else the server computes it)'],
   ['DATABASE_URL', '(SQLite in DATA_DIR)', 'postgres://... : a PostgreSQL ledger that several nodes share'],
   ['NODE_ID', '(the host name)', "with DATABASE_URL: this node's stable name (uploads staged on its disk are its own)"],
   ['NODE_URL', '(PUBLIC_URL, or where it listens)', 'with DATABASE_URL: where other nodes redirect (307) clients of uploads staged here'],

@@ -79,6 +79,11 @@ export interface Config {
    */
   stagingBackend: 'local' | 's3';
   events: EventsConfig;
+  /**
+   * A native upload's finish needs the whole-file SHA-256 (at creation or finish); false: without
+   * one the file is stored with the digest the server computes (its chunks' digests were recorded).
+   */
+  requireFileSha256: boolean;
   /** A PostgreSQL ledger shared by several nodes (DATABASE_URL); undefined: SQLite in DATA_DIR. */
   databaseUrl: string | undefined;
   /**

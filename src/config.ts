@@ -268,6 +268,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   }
 
   const events = loadEventsConfig(env, read, duration, problems);
+  const requireFileSha256 = read('REQUIRE_FILE_SHA256', false, flag, 'true or false');
   const databaseUrl = read<string | undefined>(
     'DATABASE_URL',
     undefined,
@@ -328,6 +329,7 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
     storage,
     stagingBackend,
     events,
+    requireFileSha256,
     databaseUrl,
     // (With the embedded SQLite ledger there is one node, and uploads are not pinned to it.)
     node: databaseUrl ? { id: nodeId, url: nodeUrl ?? publicUrl } : undefined,

@@ -9,8 +9,8 @@ import { createUpload, http, putChunk, sha256, startServer, tmpDir, type TestCon
 
 const CHUNK = 1000;
 
-async function uploaded(t: TestContext, opts: { declare?: boolean; overrides?: AppOverrides; dataDir?: string } = {}) {
-  const s = await startServer(t, { overrides: opts.overrides, dataDir: opts.dataDir });
+async function uploaded(t: TestContext, opts: { declare?: boolean; overrides?: AppOverrides; dataDir?: string; env?: Record<string, string> } = {}) {
+  const s = await startServer(t, { overrides: opts.overrides, dataDir: opts.dataDir, ...(opts.env && { env: opts.env }) });
   const data = randomBytes(2500);
   const up = await createUpload(s.url, {
     file_name: 'report.pdf',
@@ -36,7 +36,14 @@ t.test('finish verifies the SHA-256 and moves the staging file into files/ with 
   const { ino } = await fs.stat(staging);
   const res = await finish();
   t.equal(res.status, 200);
-  t.same(res.body, { id: up.id, status: 'completed', sha256: sha256(data), size: 2500, location: { backend: 'local', path: `files/${up.id}` } });
+  t.same(res.body, {
+    id: up.id,
+    status: 'completed',
+    sha256: sha256(data),
+    size: 2500,
+    location: { backend: 'local', path: `files/${up.id}` },
+    sha256_checked: true,
+  });
   const stored = path.join(s.dataDir, 'files', up.id);
   t.same(await fs.readFile(stored), data, 'stored bytes equal the source');
   t.equal((await fs.stat(stored)).ino, ino, 'same inode: renamed, not copied');
@@ -111,13 +118,24 @@ t.test(
   },
 );
 
-t.test('sha256 is required somewhere, and must agree with the one declared', async (t) => {
+t.test('finish without any sha256 stores the file with the digest the server computed, and says so', async (t) => {
   const undeclared = await uploaded(t, { declare: false });
+  await undeclared.send(0, 1, 2);
+  const res = await undeclared.finish();
+  t.same([res.status, res.body.sha256, res.body.sha256_checked], [200, sha256(undeclared.data), false]);
+  const again = await undeclared.finish({ sha256: sha256(undeclared.data) });
+  t.same([again.status, again.body.sha256_checked], [200, true], 'finishing again with the right digest checks it');
+  const wrong = await undeclared.finish({ sha256: sha256(Buffer.from('other')) });
+  t.same([wrong.status, wrong.body.code], [422, 'file_checksum_mismatch']);
+});
+
+t.test('REQUIRE_FILE_SHA256=true: sha256 is required somewhere, and must agree with the one declared', async (t) => {
+  const undeclared = await uploaded(t, { declare: false, env: { REQUIRE_FILE_SHA256: 'true' } });
   await undeclared.send(0, 1, 2);
   const res = await undeclared.finish();
   t.same([res.status, res.body.code], [400, 'sha256_required']);
   const ok = await undeclared.finish({ sha256: sha256(undeclared.data).toUpperCase() });
-  t.equal(ok.status, 200, 'given at finish (any case)');
+  t.same([ok.status, ok.body.sha256_checked], [200, true], 'given at finish (any case)');
 
   const declared = await uploaded(t);
   await declared.send(0, 1, 2);

@@ -206,6 +206,9 @@ export const FinishResult = Type.Object({
   sha256: Type.String(),
   size: Type.Integer(),
   location: Location,
+  sha256_checked: Type.Boolean({
+    description: "true: the file matched a SHA-256 its client gave (the whole file's, or each direct part's); false: sha256 is the digest the server computed",
+  }),
   processing: uploadFields.processing,
   failure: Type.Optional(Type.String()),
 });

@@ -202,6 +202,10 @@ export const uploadRoutes: FastifyPluginAsyncTypebox<NativeRouteOptions> = async
         sha256: finished.sha256 as string,
         size: finished.size,
         location: finished.location as NonNullable<typeof finished.location>,
+        // Whether the file was checked against a digest its client gave (the whole file's, or each
+        // direct part's); false: `sha256` is what the server computed (REQUIRE_FILE_SHA256 is off).
+        sha256_checked:
+          request.body?.sha256 !== undefined || finished.expectedSha256 !== null || (finished.transfer === 'direct' && finished.multipart !== null),
         ...(finished.processing !== null && { processing: finished.processing }),
         ...(finished.failure !== null && finished.status === 'failed' && { failure: finished.failure }),
       };

@@ -37,7 +37,9 @@ export async function startFinish(
   const expected = sha256 ?? upload.expectedSha256;
   // A direct upload whose every part declared its SHA-256 is verified part by part (see finishDirect).
   const partwise = upload.transfer === 'direct' && upload.multipart !== null;
-  if (expected === null && !partwise) throw new SluiceError('sha256_required', 'give the whole-file sha256 when creating or finishing the upload');
+  if (expected === null && !partwise && c.config.requireFileSha256) {
+    throw new SluiceError('sha256_required', 'give the whole-file sha256 when creating or finishing the upload (REQUIRE_FILE_SHA256)');
+  }
   // Parts in the store (a direct upload, or chunks staged there): assembled and verified there.
   if (upload.multipart !== null) {
     const done = finishDirect(c, upload, expected, parts);
@@ -53,7 +55,6 @@ export async function startFinish(
     }
   }
 
-  if (expected === null) throw new SluiceError('sha256_required', 'give the whole-file sha256 when creating or finishing the upload');
   const missing = await c.ledger.missingChunks(id, upload.totalChunks, 1000);
   if (missing.length > 0) {
     throw new SluiceError('chunks_missing', `${upload.totalChunks - upload.chunksReceived} of ${upload.totalChunks} chunks are missing`, {
