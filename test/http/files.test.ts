@@ -67,6 +67,9 @@ t.test('GET /v1/files: your files, newest first, filtered by metadata, type and 
   await http('DELETE', `${s.url}/v1/files/${a}`, { headers: as(alice) });
   t.same(ids(await list('?metadata.parent_object_id=7')), [c, b], 'a deleted file is not listed');
   t.equal((await http('GET', `${s.url}/v1/files/${c}`, { headers: as(bob) })).status, 404, "another owner's file is not there");
+  const range = await http('GET', `${s.url}/v1/files/${c}/content`, { headers: { ...as(alice), range: 'bytes=0-7' } });
+  t.same([range.status, range.text, range.headers['content-range']], [206, 'contents', 'bytes 0-7/17'], 'a range of the file');
+  t.equal((await http('GET', `${s.url}/v1/files/${c}/content`, { headers: as(bob) })).status, 404);
   const one = await http('GET', `${s.url}/v1/files/${c}`, { headers: as(alice) });
   t.same([one.status, one.body.file_name, typeof one.body.download_url], [200, 'c.pdf', 'string']);
 });
