@@ -17,6 +17,11 @@ export type * from './ledger-events.js';
  */
 export type UploadStatus = 'uploading' | 'finishing' | 'processing' | 'completed' | 'failed' | 'aborted' | 'expired';
 
+/** Every byte is in and the file is stored (its post-processor may still be working on it). */
+export function isStored(upload: Pick<Upload, 'status'>): boolean {
+  return upload.status === 'completed' || upload.status === 'processing';
+}
+
 /**
  * How an upload's bytes arrive: `grid` - fixed-size chunks at known offsets, in any order;
  * `stream` - appended at the current end, in order (a length may be unknown until the end).

@@ -196,6 +196,30 @@ t.test('post-processing: processing until the processor answers; Prefer: wait=N;
   const files = await fs.readdir(path.join(s.dataDir, path.dirname(ok.finish.body.location.path)));
   t.same(files, [path.basename(ok.finish.body.location.path)], "the failed file's bytes are gone");
 
+  // While processing: finishing again answers the same; tus and IETF clients see a complete upload.
+  const slow = await uploadFile(s.url, 'slow.mp4', data);
+  t.equal(slow.finish.body.status, 'processing');
+  const repeat = await http('POST', `${s.url}/v1/uploads/${slow.id}/finish`, { json: {} });
+  t.same([repeat.status, repeat.body.status, repeat.body.sha256], [200, 'processing', sha256(data)], 'finishing again answers the same');
+  const tusBody = randomBytes(3000);
+  const created = await http('POST', `${s.url}/files`, {
+    body: tusBody,
+    headers: {
+      'tus-resumable': '1.0.0',
+      'upload-length': String(tusBody.length),
+      'upload-metadata': `filename ${Buffer.from('slow-tus.bin').toString('base64')}`,
+      'content-type': 'application/offset+octet-stream',
+    },
+  });
+  t.equal(created.headers['upload-offset'], String(tusBody.length));
+  const head = await http('HEAD', String(created.headers.location), { headers: { 'tus-resumable': '1.0.0' } });
+  t.same([head.status, head.headers['upload-offset']], [200, String(tusBody.length)], 'a tus HEAD while processing: every byte is in');
+  const ietf = await http('POST', `${s.url}/files`, {
+    body: Buffer.from('ietf bytes'),
+    headers: { 'upload-draft-interop-version': '8', 'upload-complete': '?1', 'content-disposition': 'attachment; filename="slow-ietf.txt"' },
+  });
+  t.same([ietf.status, ietf.headers['upload-complete']], [200, '?1'], 'an IETF upload that completes says so while it is processed');
+
   const forged = await http('POST', `${s.url}/v1/uploads/${ok.id}/processing`, {
     json: { status: 'failed' },
     headers: { authorization: 'Bearer wrong-token-000000000' },

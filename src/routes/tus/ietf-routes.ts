@@ -2,7 +2,7 @@ import contentDisposition from 'content-disposition';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SluiceError } from '../../errors.js';
 import { clientSha256 } from '../../http/chunk-headers.js';
-import type { Upload } from '../../ledger/ledger.js';
+import { isStored, type Upload } from '../../ledger/ledger.js';
 import type { AppendRequest, UploadService } from '../../service/upload-service.js';
 import { presentUpload } from '../native/present.js';
 import { booleanField, completeField, integerField, type Interop, limitField, PARTIAL_UPLOAD, sendInterim, UPLOAD_COMPLETE, UPLOAD_LIMIT } from './ietf.js';
@@ -88,7 +88,7 @@ export function ietfHandlers({ service, maxUploadSize, uploadTtlMs, uploadUrl, n
       sendInterim(request, reply, v, { Location: location, ...(v >= 6 && { 'Upload-Limit': limits(v, upload) }) });
       upload = await service.append(request.owner, upload.id, { ...body(request, reply, v, 0, undefined), complete });
     }
-    if (upload.status === 'completed') return completing(reply, upload);
+    if (isStored(upload)) return completing(reply, upload);
     // "If the Upload-Complete header field is set to false ... the server MUST include the Location
     // response header field ... and MUST include the Upload-Limit header field". "Servers are
     // RECOMMENDED to use the 201 (Created) status code."
@@ -116,7 +116,7 @@ export function ietfHandlers({ service, maxUploadSize, uploadTtlMs, uploadUrl, n
     // include the Cache-Control header field with the value no-store".
     reply
       .header('cache-control', 'no-store')
-      .header(UPLOAD_OFFSET, String(upload.status === 'completed' ? upload.size : upload.bytesReceived))
+      .header(UPLOAD_OFFSET, String(isStored(upload) ? upload.size : upload.bytesReceived))
       .header(UPLOAD_COMPLETE, booleanField(complete));
     if (!upload.lengthDeferred) reply.header(UPLOAD_LENGTH, String(upload.size));
     if (v >= 6) reply.header(UPLOAD_LIMIT, limits(v, upload.status === 'uploading' ? upload : undefined));
@@ -157,7 +157,7 @@ export function ietfHandlers({ service, maxUploadSize, uploadTtlMs, uploadUrl, n
       length = implied;
     }
     const upload = await service.append(request.owner, current.id, { ...body(request, reply, v, offset, length), complete });
-    if (upload.status === 'completed') return completing(reply, upload);
+    if (isStored(upload)) return completing(reply, upload);
     // "the upload resource acknowledges the appended data by sending a 2xx (Successful) response
     // with the Upload-Complete header field set to false".
     return reply.code(204).header(UPLOAD_OFFSET, String(upload.bytesReceived)).header(UPLOAD_COMPLETE, booleanField(false)).send();

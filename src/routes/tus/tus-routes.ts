@@ -3,7 +3,7 @@ import { SluiceError } from '../../errors.js';
 import { answerable, logRequestError, toSluiceError } from '../../http/error-handler.js';
 import { absoluteUrl, type UrlOptions } from '../../http/urls.js';
 import { inline } from '../../lib/disposition.js';
-import type { Upload } from '../../ledger/ledger.js';
+import { isStored, type Upload } from '../../ledger/ledger.js';
 import type { UploadService } from '../../service/upload-service.js';
 import { sendDownload } from '../download.js';
 import { INTEROP_HEADER, PARTIAL_UPLOAD, UPLOAD_LIMIT, interopVersion, limitField } from './ietf.js';
@@ -178,11 +178,11 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, opts) 
     const upload = await tusUpload(service, request);
     // "The Server MUST prevent the client and/or proxies from caching the response"
     reply.header('cache-control', 'no-store');
-    const finalPending = upload.parts !== null && upload.status !== 'completed';
+    const finalPending = upload.parts !== null && !isStored(upload);
     const echoed = upload.echo ?? {};
     // "The response to a HEAD request for a final upload SHOULD NOT contain the Upload-Offset header
     // unless the concatenation has been successfully finished."
-    if (!finalPending) reply.header(UPLOAD_OFFSET, String(upload.status === 'completed' ? upload.size : upload.bytesReceived));
+    if (!finalPending) reply.header(UPLOAD_OFFSET, String(isStored(upload) ? upload.size : upload.bytesReceived));
     if (upload.lengthDeferred) reply.header(UPLOAD_DEFER_LENGTH, '1');
     else reply.header(UPLOAD_LENGTH, String(upload.size));
     if (echoed[UPLOAD_METADATA] !== undefined) reply.header(UPLOAD_METADATA, echoed[UPLOAD_METADATA]);
@@ -201,7 +201,7 @@ export const tusRoutes: FastifyPluginAsync<TusRouteOptions> = async (app, opts) 
     const interop = interopVersion(request.headers);
     if (interop !== undefined) return ietf.state(request, reply, interop);
     const upload = await tusUpload(service, request);
-    if (upload.status !== 'completed' || upload.location === null) {
+    if (!isStored(upload) || upload.location === null) {
       throw new SluiceError('upload_not_completed', `the upload is ${upload.status}; its file can be read once every byte has arrived`, {
         upload_status: upload.status,
       });

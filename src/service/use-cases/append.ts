@@ -1,5 +1,5 @@
 import { SluiceError } from '../../errors.js';
-import type { Extent, Upload } from '../../ledger/ledger.js';
+import { type Extent, isStored, type Upload } from '../../ledger/ledger.js';
 import type { Body } from '../intake/intake.js';
 import type { AppendRequest } from '../upload-types.js';
 import { checkNew, hasAllBytes, notWritable, quotaExceeded, STREAM_END, type Context } from './context.js';
@@ -24,7 +24,7 @@ export async function append(c: Context, owner: string, id: string, req: AppendR
     throw new SluiceError('upload_not_writable', `upload ${id} takes chunks, not appended bytes`, { upload_status: upload.status });
   if (upload.parts) throw new SluiceError('concat_final_immutable', 'a composed upload is made of its parts and takes no bytes itself');
   if (upload.status !== 'uploading') {
-    if (upload.status === 'completed' && req.offset !== upload.size) {
+    if (isStored(upload) && req.offset !== upload.size) {
       throw new SluiceError('offset_mismatch', `the upload is complete at offset ${upload.size}`, { offset: upload.size });
     }
     throw notWritable(upload);

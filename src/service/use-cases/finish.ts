@@ -1,5 +1,5 @@
 import { SluiceError } from '../../errors.js';
-import type { Upload } from '../../ledger/ledger.js';
+import { isStored, type Upload } from '../../ledger/ledger.js';
 import { hasAllBytes, notWritable, type Context } from './context.js';
 import { finishDirect, finishStagedStream } from './direct-finish.js';
 import { statusHere } from './status.js';
@@ -18,7 +18,8 @@ export async function startFinish(
   parts?: { index: number; etag: string }[],
 ): Promise<{ upload: Upload; done: Promise<Upload> }> {
   const upload = await statusHere(c, owner, id);
-  if (upload.status === 'completed') {
+  // Finishing again answers what the first finish did (a post-processor may still be at work).
+  if (isStored(upload)) {
     if (sha256 !== undefined && sha256 !== upload.sha256) {
       throw new SluiceError('file_checksum_mismatch', `the upload completed with SHA-256 ${upload.sha256}`, { sha256: upload.sha256 });
     }
