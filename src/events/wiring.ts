@@ -45,7 +45,9 @@ export function wireEvents(config: Config, log: Logger, base: () => string, sign
           stagedUrl: (id) => {
             const expiresAt = Date.now() + STAGED_URL_TTL_MS;
             const seconds = Math.floor(expiresAt / 1000);
-            return { url: `${base()}/v1/uploads/${id}/staged?${signer().query(id, seconds, 'staged')}`, expiresAt: seconds * 1000 };
+            // Served only by the node asking the hook: its own address, not a balancer's.
+            const here = config.node?.url ?? base();
+            return { url: `${here}/v1/uploads/${id}/staged?${signer().query(id, seconds, 'staged')}`, expiresAt: seconds * 1000 };
           },
         })
       : undefined;
