@@ -129,6 +129,72 @@ program
   });
 
 program
+  .command('files')
+  .description('list your stored files, newest first (filters as GET /v1/files)')
+  .option('--type <type>', 'content type, e.g. image/png or image/*')
+  .option('--meta <key=value...>', 'metadata that must match (repeatable)')
+  .option('--after <time>', 'created after this ISO 8601 time')
+  .option('--before <time>', 'created before this ISO 8601 time')
+  .option(
+    '--limit <n>',
+    'at most this many',
+    (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new InvalidArgumentError('expected a whole number from 1 to 100000');
+      return n;
+    },
+    1000,
+  )
+  .action(async (opts: { type?: string; meta?: string[]; after?: string; before?: string; limit: number }) => {
+    const filters: Record<string, string> = {};
+    if (opts.type) filters.content_type = opts.type;
+    if (opts.after) filters.created_after = opts.after;
+    if (opts.before) filters.created_before = opts.before;
+    for (const pair of opts.meta ?? []) {
+      const [key, value] = splitPair(pair);
+      filters[`metadata.${key}`] = value;
+    }
+    for (const f of await api().files(filters, opts.limit)) {
+      const meta = Object.entries(f.metadata)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+      out(`${f.id}  ${formatBytes(f.size).padStart(10)}  ${f.created_at}  ${f.content_type.padEnd(24)}  ${f.file_name}${meta ? `  ${meta}` : ''}`, f);
+    }
+  });
+
+program
+  .command('rm')
+  .description('delete stored files (their bytes are removed; an unfinished upload is aborted)')
+  .argument('<id...>')
+  .action(async (ids: string[]) => {
+    for (const id of ids) {
+      await api().deleteFile(id);
+      out(`${id} removed`, { event: 'removed', id });
+    }
+  });
+
+program
+  .command('meta')
+  .description("set (key=value) or remove (key=) a stored file's metadata; with no pairs, show it")
+  .argument('<id>')
+  .argument('[pairs...]')
+  .action(async (id: string, pairs: string[]) => {
+    const client = api();
+    const file = await client.file(id);
+    const metadata = { ...file.metadata };
+    for (const pair of pairs) {
+      const [key, value] = splitPair(pair);
+      if (value === '') delete metadata[key];
+      else metadata[key] = value;
+    }
+    const shown = pairs.length > 0 ? await client.updateFile(id, { metadata }) : file;
+    const text = Object.entries(shown.metadata)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n');
+    out(text || '(no metadata)', { id, metadata: shown.metadata });
+  });
+
+program
   .command('download')
   .description('download a completed upload and check its SHA-256')
   .argument('<id>')
@@ -181,6 +247,13 @@ program
       sha256: digest,
     });
   });
+
+/** `key=value` from the command line; a missing `=` is a usage error. */
+function splitPair(pair: string): [string, string] {
+  const at = pair.indexOf('=');
+  if (at <= 0) usage(`expected key=value, not ${JSON.stringify(pair)}`);
+  return [pair.slice(0, at), pair.slice(at + 1)];
+}
 
 function usage(message: string): never {
   process.stderr.write(`sluice: ${message}\n`);

@@ -36,6 +36,9 @@ export interface UploadInfo {
   created_at: string;
 }
 
+/** A stored file as GET /v1/files shows it. */
+export type FileInfo = UploadInfo & { size: number; content_type: string; metadata: Record<string, string>; download_url?: string };
+
 /** A native (grid) upload: the one kind the CLI creates and resumes. */
 export type GridUpload = UploadInfo & { size: number; chunk_size: number; total_chunks: number; chunks_received: number };
 
@@ -141,6 +144,27 @@ export class Api {
   }
   abort(id: string): Promise<void> {
     return this.call('DELETE', `/v1/uploads/${encodeURIComponent(id)}`);
+  }
+  /** Stored files that pass the filters (GET /v1/files query parameters), newest first, up to `max`. */
+  async files(filters: Record<string, string>, max: number): Promise<FileInfo[]> {
+    const all: FileInfo[] = [];
+    let cursor: string | null = null;
+    do {
+      const query = new URLSearchParams({ ...filters, limit: String(Math.min(1000, max - all.length)), ...(cursor && { cursor }) });
+      const page: { files: FileInfo[]; next_cursor: string | null } = await this.call('GET', `/v1/files?${query}`);
+      all.push(...page.files);
+      cursor = page.next_cursor;
+    } while (cursor && all.length < max);
+    return all;
+  }
+  file(id: string): Promise<FileInfo> {
+    return this.call('GET', `/v1/files/${encodeURIComponent(id)}`);
+  }
+  updateFile(id: string, change: { metadata?: Record<string, string>; file_name?: string }): Promise<FileInfo> {
+    return this.call('PATCH', `/v1/files/${encodeURIComponent(id)}`, change);
+  }
+  deleteFile(id: string): Promise<void> {
+    return this.call('DELETE', `/v1/files/${encodeURIComponent(id)}`);
   }
   async list(): Promise<UploadInfo[]> {
     const all: UploadInfo[] = [];

@@ -262,3 +262,34 @@ t.test('Ctrl-C before any chunk was sent aborts the upload it created (no reserv
   t.same([row()?.status, row()?.chunks_received], ['aborted', 0], stderr);
   t.match(stderr, new RegExp(`early\\.bin: interrupted before any chunk was sent; upload ${row()?.id} was aborted`));
 });
+
+t.test('sluice files / meta / rm: list stored files by metadata, change metadata, delete', async (t) => {
+  const s = await startServer(t);
+  const work = await tmpDir(t);
+  const env = { SLUICE_SERVER: s.url, SLUICE_STATE_DIR: path.join(work, 'state') };
+  const a = await randomFile(work, 1000, 'a.bin');
+  const b = await randomFile(work, 2000, 'b.bin');
+  const up = await sluice(['--json', 'upload', a.file, b.file], env);
+  const [ida, idb] = lines(up.stdout)
+    .filter((e) => e.event === 'done')
+    .map((e) => e.id as string);
+  const meta = await sluice(['meta', ida as string, 'parent_object_id=7', 'album=summer'], env);
+  t.equal(meta.code, 0, meta.stderr);
+  t.same(meta.stdout.trim().split('\n').sort(), ['album=summer', 'parent_object_id=7']);
+  const listed = await sluice(['--json', 'files', '--meta', 'parent_object_id=7'], env);
+  t.same(
+    lines(listed.stdout).map((f) => f.id),
+    [ida],
+    'filtered by metadata',
+  );
+  const all = await sluice(['files'], env);
+  t.match(all.stdout, new RegExp(`^${idb}  .+  b\\.bin\\n${ida}  .+  a\\.bin  parent_object_id=7 album=summer\\n$`), 'newest first, with metadata');
+  const removedKey = await sluice(['--json', 'meta', ida as string, 'album='], env);
+  t.same(lines(removedKey.stdout)[0]?.metadata, { parent_object_id: '7' }, 'key= removes a key');
+  const bad = await sluice(['meta', ida as string, 'novalue'], env);
+  t.same([bad.code, bad.stderr.trim()], [2, 'sluice: expected key=value, not "novalue"']);
+  const rm = await sluice(['rm', ida as string, idb as string], env);
+  t.equal(rm.code, 0, rm.stderr);
+  t.same((await sluice(['--json', 'files'], env)).stdout.trim(), '', 'nothing left');
+  t.equal((await http('GET', `${s.url}/v1/uploads/${ida}/content`)).status, 409, 'its bytes are gone');
+});
