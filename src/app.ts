@@ -221,7 +221,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     now: routeNow,
   });
   await app.register(partRoutes, { service, urls, signer, directUrlTtlMs: config.directUrlTtlMs, now: routeNow });
-  await app.register(chunkRoutes, { service });
+  await app.register(chunkRoutes, { service, maxChunkSize: config.maxChunkSize });
   await app.register(contentRoutes, { service });
   await app.register(fileRoutes, { service, urls, signer, signedUrlTtlMs: config.auth.signedUrlTtlMs, now: routeNow });
   await app.register(eventRoutes, { service, staged: wired.staged, processorToken: config.events.processorToken });
