@@ -148,7 +148,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   registerErrorHandler(app, tusFamily);
   app.decorate('onClientAborted', () => metrics.clientAborted());
-  const authenticator = new Authenticator(config.auth);
+  const authenticator = new Authenticator(config.auth, overrides.now ?? Date.now);
   signer = new UrlSigner(await loadSigningKey(config.dataDir, config.auth.signingSecret));
   registerIdentity(app, { authenticator, signer, ledger, now: overrides.now ?? Date.now });
   // Overload: answer 503 + Retry-After instead of falling over (event-loop delay, memory). The

@@ -135,6 +135,12 @@ export interface AuthConfig {
         requireExp: boolean;
       }
     | undefined;
+  /**
+   * OAuth 2 token introspection (RFC 7662): opaque bearer tokens are asked about at `url` with the
+   * client's credentials; an active token's `sub` is the user. Answers are kept `cacheMs` (never
+   * past the token's `exp`).
+   */
+  introspection: { url: string; clientId: string; clientSecret: string; cacheMs: number } | undefined;
   /** HMAC key for signed upload URLs; generated and kept in DATA_DIR when unset. */
   signingSecret: string | undefined;
   signedUrlTtlMs: number;

@@ -176,8 +176,27 @@ export function loadConfig(env: Env, cwd = process.cwd()): Config {
   if (jwtSecret && jwksUrl) problems.push('set JWT_SECRET or JWT_JWKS_URL, not both');
   const signingSecret = env.SIGNING_SECRET?.trim() || undefined;
   if (signingSecret !== undefined && signingSecret.length < 32) problems.push('SIGNING_SECRET must be at least 32 characters');
+  const introspectionUrl = read<string | undefined>(
+    'AUTH_INTROSPECTION_URL',
+    undefined,
+    (r) => (/^https?:\/\/\S+$/.test(r.trim()) ? r.trim() : undefined),
+    'an http(s) URL',
+  );
+  const introspectionId = env.AUTH_INTROSPECTION_CLIENT_ID?.trim() || undefined;
+  const introspectionSecret = env.AUTH_INTROSPECTION_CLIENT_SECRET?.trim() || undefined;
+  if (introspectionUrl && (!introspectionId || !introspectionSecret)) {
+    problems.push('AUTH_INTROSPECTION_URL needs AUTH_INTROSPECTION_CLIENT_ID and AUTH_INTROSPECTION_CLIENT_SECRET (RFC 7662 client authentication)');
+  }
   const auth: AuthConfig = {
     tokens,
+    introspection: introspectionUrl
+      ? {
+          url: introspectionUrl,
+          clientId: introspectionId ?? '',
+          clientSecret: introspectionSecret ?? '',
+          cacheMs: read('AUTH_INTROSPECTION_CACHE', 60_000, (r) => (r.trim() === '0' ? 0 : duration(r)), 'a duration (e.g. 60s) or 0'),
+        }
+      : undefined,
     jwt:
       jwtSecret || jwksUrl
         ? { secret: jwtSecret, jwksUrl, issuer: env.JWT_ISSUER?.trim() || undefined, audience: env.JWT_AUDIENCE?.trim() || undefined, requireExp }

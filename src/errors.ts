@@ -52,6 +52,7 @@ export const ERRORS = {
   insufficient_storage: { status: 507, title: 'Not enough disk space for this upload' },
   shutting_down: { status: 503, title: 'The server is shutting down; resume from the recorded offset' },
   storage_unavailable: { status: 503, title: 'The storage backend is unavailable; try again later' },
+  auth_unavailable: { status: 503, title: 'The token cannot be checked now; try again later' },
   node_unavailable: { status: 503, title: 'The node that holds the upload cannot be reached; try again later' },
   hook_unavailable: { status: 503, title: "The application's hook could not be asked; try again later" },
   staging_failed: { status: 503, title: 'Writing to the staging disk failed; nothing was recorded, send it again' },

@@ -1,11 +1,13 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { JWTVerifyGetKey } from 'jose';
 import type { AuthConfig } from '../config.js';
+import { Introspection } from './introspection.js';
 
 /**
  * Turns a bearer token into a user name: static tokens (AUTH_TOKENS / AUTH_TOKENS_FILE) first, then
  * a JWT (JWT_SECRET for HS256, or JWT_JWKS_URL for RS256/ES256 with the keys cached by jose),
- * whose `sub` is the user. Returns undefined for a token that is not valid.
+ * whose `sub` is the user, or an opaque token asked about by introspection (AUTH_INTROSPECTION_URL).
+ * Returns why a token that is not valid is refused.
  */
 export class Authenticator {
   /** SHA-256 of each static token, so that every comparison has the same length. */
@@ -13,15 +15,20 @@ export class Authenticator {
   private jwtKey: Uint8Array | JWTVerifyGetKey | undefined;
   private readonly jwtAlgorithms: string[];
   private jose: typeof import('jose') | undefined;
+  private readonly introspection: Introspection | undefined;
 
-  constructor(private readonly config: AuthConfig) {
+  constructor(
+    private readonly config: AuthConfig,
+    now: () => number = Date.now,
+  ) {
     this.tokens = [...config.tokens].map(([token, user]) => ({ digest: digest(token), user }));
+    this.introspection = config.introspection ? new Introspection({ ...config.introspection, now }) : undefined;
     this.jwtAlgorithms = config.jwt?.secret ? ['HS256'] : config.jwt?.jwksUrl ? ['RS256', 'ES256'] : [];
   }
 
   /** No authentication configured: everyone is the one anonymous user. */
   get anonymous(): boolean {
-    return this.tokens.length === 0 && this.config.jwt === undefined;
+    return this.tokens.length === 0 && this.config.jwt === undefined && this.introspection === undefined;
   }
 
   /** Loads jose only when JWTs are configured: it is a sizeable part of an idle server's memory. */
@@ -44,6 +51,9 @@ export class Authenticator {
       if (timingSafeEqual(entry.digest, given) && user === undefined) user = entry.user;
     }
     if (user !== undefined) return { user };
+    // A JWT (three dot-separated parts) is verified here; any other token is asked about (RFC 7662).
+    const looksLikeJwt = /^[\w-]+\.[\w-]+\.[\w-]*$/.test(token);
+    if (this.introspection && (this.config.jwt === undefined || !looksLikeJwt)) return this.introspection.userFor(token);
     if (this.config.jwt === undefined) return { refused: 'the bearer token is not valid' };
     const { jwtVerify } = await this.verifier();
     try {

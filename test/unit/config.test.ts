@@ -109,3 +109,11 @@ t.test('loadConfig: events, webhooks and hooks', async (t) => {
     t.match(e.problems.join('\n'), /WEBHOOK_SECRET must be "whsec_"/, bad);
   }
 });
+
+t.test('loadConfig: token introspection needs its client credentials', async (t) => {
+  const ok = loadConfig({ AUTH_INTROSPECTION_URL: 'https://idp.example/introspect', AUTH_INTROSPECTION_CLIENT_ID: 'c', AUTH_INTROSPECTION_CLIENT_SECRET: 's' });
+  t.same(ok.auth.introspection, { url: 'https://idp.example/introspect', clientId: 'c', clientSecret: 's', cacheMs: 60_000 });
+  const err = t.throws(() => loadConfig({ AUTH_INTROSPECTION_URL: 'https://idp.example/introspect', AUTH_INTROSPECTION_CACHE: 'forever' })) as ConfigError;
+  t.match(err.problems.join('\n'), /needs AUTH_INTROSPECTION_CLIENT_ID and AUTH_INTROSPECTION_CLIENT_SECRET/);
+  t.match(err.problems.join('\n'), /AUTH_INTROSPECTION_CACHE="forever"/);
+});
