@@ -1,4 +1,5 @@
 import t from 'tap';
+import { startS3, useS3Credentials } from '../helpers/s3.js';
 import { createUpload, http, putChunk, sha256, startServer } from '../helpers/server.js';
 
 /** A small completed upload of `owner` with this metadata and type. */
@@ -72,4 +73,35 @@ t.test('GET /v1/files: your files, newest first, filtered by metadata, type and 
   t.equal((await http('GET', `${s.url}/v1/files/${c}/content`, { headers: as(bob) })).status, 404);
   const one = await http('GET', `${s.url}/v1/files/${c}`, { headers: as(alice) });
   t.same([one.status, one.body.file_name, typeof one.body.download_url], [200, 'c.pdf', 'string']);
+});
+
+t.test('the files routes on S3: listed by metadata, content as a 302 to the bucket, metadata changed, deleted from the bucket', async (t) => {
+  useS3Credentials();
+  const s3 = await startS3(t);
+  const s = await startServer(t, { env: s3.env });
+  const data = Buffer.from('bytes kept in the bucket');
+  const up = (
+    await http('POST', `${s.url}/v1/uploads`, {
+      json: { file_name: 'photo.jpg', size: data.length, sha256: sha256(data), metadata: { parent_object_id: '42' }, content_type: 'image/jpeg' },
+    })
+  ).body;
+  await putChunk(s.url, up.id, 0, data);
+  const fin = await http('POST', `${s.url}/v1/uploads/${up.id}/finish`, { json: {} });
+  t.equal(fin.status, 200);
+  const listed = await http('GET', `${s.url}/v1/files?metadata.parent_object_id=42&content_type=image/*`);
+  t.same(
+    listed.body.files.map((f: { id: string }) => f.id),
+    [up.id],
+  );
+  const content = await http('GET', `${s.url}/v1/files/${up.id}/content`);
+  t.equal(content.status, 302, 'a presigned URL of the bucket');
+  const fromBucket = await fetch(String(content.headers.location));
+  t.equal(Buffer.from(await fromBucket.arrayBuffer()).toString(), data.toString(), 'the bytes, straight from S3');
+  const patched = await http('PATCH', `${s.url}/v1/files/${up.id}`, { json: { file_name: 'renamed.jpg', metadata: { parent_object_id: '43' } } });
+  t.same([patched.status, patched.body.file_name], [200, 'renamed.jpg']);
+  t.same((await http('GET', `${s.url}/v1/files?metadata.parent_object_id=42`)).body.files, []);
+  t.same(await s3.keys(), [fin.body.location.key]);
+  t.equal((await http('DELETE', `${s.url}/v1/files/${up.id}`)).status, 204);
+  t.same(await s3.keys(), [], 'the object is gone from the bucket');
+  t.equal((await http('DELETE', `${s.url}/v1/files/${up.id}`)).status, 204, 'deleting again is a no-op');
 });
