@@ -28,7 +28,7 @@ export interface DirectResult {
   received: number;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const srv = net.createServer().listen(0, '127.0.0.1', () => {
       const { port } = srv.address() as net.AddressInfo;
@@ -190,7 +190,8 @@ async function withS3Sluice(root: string, work: string, extra: Record<string, st
 }
 
 /** Every chunk in order with one curl (a config section per chunk). */
-async function putChunks(url: string, id: string, chunks: { file: string; sha256: string }[]): Promise<void> {
+/** Every chunk of a native upload with one curl (a config section per chunk), `parallel` at a time. */
+export async function putChunks(url: string, id: string, chunks: { file: string; sha256: string }[], parallel = 1): Promise<void> {
   const q = (s: string) => JSON.stringify(s);
   const text = chunks
     .map((c, i) =>
@@ -206,15 +207,15 @@ async function putChunks(url: string, id: string, chunks: { file: string; sha256
       ].join('\n'),
     )
     .join('\nnext\n');
-  const { code, out, err } = await curl(text);
+  const { code, out, err } = await curl(text, parallel > 1 ? ['-Z', '--parallel-max', String(parallel)] : []);
   const lines = out.split('\n').filter(Boolean);
   if (code !== 0 || lines.length !== chunks.length || lines.some((l) => l !== '200')) {
     throw new Error(`curl chunks failed (exit ${code}): ${lines.slice(0, 3).join('; ')} ${err.slice(0, 300)}`);
   }
 }
 
-async function curl(config: string): Promise<{ code: number | null; out: string; err: string }> {
-  const child = spawn('curl', ['-sS', '-K', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+async function curl(config: string, extra: string[] = []): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn('curl', ['-sS', ...extra, '-K', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.on('data', (d) => (out += d));

@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 // @ts-expect-error s3rver ships no types
 import S3rver from 's3rver';
@@ -9,7 +8,7 @@ import type { Ledger } from '../src/ledger/ledger.js';
 import { PgLedger } from '../src/ledger/pg-ledger.js';
 import { SqliteLedger } from '../src/ledger/sqlite-ledger.js';
 import { startPostgres } from '../test/helpers/postgres.js';
-import type { DirectData } from './direct.js';
+import { type DirectData, freePort, putChunks } from './direct.js';
 
 const MiB = 1024 * 1024;
 
@@ -27,15 +26,6 @@ export interface LedgerLatency {
   p99Ms: number;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function waitFor(url: string, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -47,18 +37,6 @@ async function waitFor(url: string, ms = 20_000): Promise<void> {
     if (Date.now() > deadline) throw new Error(`${url} did not answer`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-async function curl(config: string): Promise<string> {
-  const child = spawn('curl', ['-sS', '-Z', '--parallel-max', '4', '-K', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  child.stdin.end(config);
-  const code = await new Promise<number | null>((r) => child.once('close', r));
-  if (code !== 0) throw new Error(`curl failed (${code}): ${err.slice(0, 300)}`);
-  return out;
 }
 
 /**
@@ -151,25 +129,9 @@ async function oneRun(
       body: JSON.stringify({ file_name: 'nodes.bin', size, chunk_size: 16 * MiB, sha256: data.sha256 }),
     });
     const up = (await created.json()) as { id: string };
-    const q = (s: string) => JSON.stringify(s);
-    const config = data.chunks
-      .map((c, i) =>
-        [
-          `url = ${q(`${lbUrl}/v1/uploads/${up.id}/chunks/${i}`)}`,
-          'request = PUT',
-          `upload-file = ${q(c.file)}`,
-          'header = "Expect:"',
-          'header = "Content-Type: application/octet-stream"',
-          `header = ${q(`x-chunk-sha256: ${c.sha256}`)}`,
-          'output = "/dev/null"',
-          'write-out = "%{http_code}\\n"',
-        ].join('\n'),
-      )
-      .join('\nnext\n');
     const t0 = performance.now();
-    const codes = (await curl(config)).split('\n').filter(Boolean);
+    await putChunks(lbUrl, up.id, data.chunks, 4);
     const seconds = (performance.now() - t0) / 1000;
-    if (codes.length !== data.chunks.length || codes.some((c) => c !== '200')) throw new Error(`chunks through HAProxy: ${codes.join(' ')}`);
     const t1 = performance.now();
     const fin = await fetch(`${lbUrl}/v1/uploads/${up.id}/finish`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     const done = (await fin.json()) as { sha256?: string };

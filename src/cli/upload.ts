@@ -26,11 +26,17 @@ export interface UploadResult {
   resumed: boolean;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function retryable(err: unknown): boolean {
   if (!(err instanceof ApiError)) return false;
   return err.status === 0 || err.status >= 500 || err.status === 429 || err.code === 'chunk_in_progress';
+}
+
+/** Exponential backoff with jitter before the next attempt, or what the server asked for (Retry-After). */
+function pause(err: unknown, attempt: number): Promise<void> {
+  const backoff = Math.min(15_000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random());
+  return sleep((err as ApiError).retryAfterMs ?? backoff);
 }
 
 /**
@@ -48,7 +54,7 @@ async function again<T>(call: () => Promise<T>, safe: boolean, attempts = 8): Pr
       const refused = e instanceof ApiError && e.status === 0 && /ECONNREFUSED/.test(e.message);
       const busy = e instanceof ApiError && (e.status === 502 || e.status === 503 || e.status === 504 || e.status === 429);
       if (attempt >= attempts || !(refused || busy || (safe && retryable(err)))) throw err;
-      await sleep(e.retryAfterMs ?? Math.min(15_000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random()));
+      await pause(err, attempt);
     }
   }
 }
@@ -228,23 +234,13 @@ async function sendPart(api: Api, id: string, index: number, bytes: Buffer, atte
     } catch (err) {
       const refused = err instanceof ApiError && err.code === 'part_url_refused';
       if ((!retryable(err) && !refused) || attempt >= attempts) throw err;
-      const backoff = Math.min(15_000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random());
-      await sleep((err as ApiError).retryAfterMs ?? backoff);
+      await pause(err, attempt);
     }
   }
 }
 
+/** A chunk: sent again after a network error, a 5xx, a 429 or chunk_in_progress (a PUT of the same bytes is idempotent). */
 async function sendChunk(api: Api, id: string, index: number, bytes: Buffer, attempts: number): Promise<void> {
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await api.putChunk(id, index, bytes, sha256);
-      return;
-    } catch (err) {
-      if (!retryable(err) || attempt >= attempts) throw err;
-      // Exponential backoff with jitter, or what the server asked for.
-      const backoff = Math.min(15_000, 250 * 2 ** (attempt - 1)) * (0.5 + Math.random());
-      await sleep((err as ApiError).retryAfterMs ?? backoff);
-    }
-  }
+  await again(() => api.putChunk(id, index, bytes, sha256), true, attempts);
 }

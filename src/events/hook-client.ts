@@ -132,13 +132,17 @@ export class HookClient implements Hooks {
   private unavailable(type: string, why: string): undefined {
     this.o.log.warn({ hook: type, why, failOpen: this.o.failOpen, event: 'hook_unavailable' }, `the ${type} hook could not be asked`);
     if (this.o.failOpen) return undefined;
-    throw new SluiceError('hook_unavailable', `the ${type} hook could not be asked (${why}); try again later`, {}, { headers: { 'retry-after': '5' } });
+    throw hookUnavailable(`the ${type} hook could not be asked (${why}); try again later`);
   }
 
   private misunderstood(type: string, why: string): SluiceError {
     this.o.log.warn({ hook: type, why, event: 'hook_unavailable' }, `the ${type} hook's answer is not understood`);
-    return new SluiceError('hook_unavailable', `the ${type} hook's answer is not understood (${why})`, {}, { headers: { 'retry-after': '5' } });
+    return hookUnavailable(`the ${type} hook's answer is not understood (${why})`);
   }
+}
+
+function hookUnavailable(detail: string): SluiceError {
+  return new SluiceError('hook_unavailable', detail, {}, { headers: { 'retry-after': '5' } });
 }
 
 function rejection(type: string, message: string): SluiceError {

@@ -46,8 +46,3 @@ export function fileQuery(
   }
   return { sql: `SELECT u.* FROM ${from} WHERE ${where.join(' AND ')} ORDER BY u.created_at DESC, u.id DESC LIMIT ${p(limit)}`, params };
 }
-
-/** The rows metadata_index holds for an upload's metadata. */
-export function metadataRows(metadata: Record<string, string>): [string, string][] {
-  return Object.entries(metadata);
-}

@@ -21,9 +21,10 @@ import type {
 } from './ledger.js';
 import { type Client, type Pool, type Queryable, inTransaction, migratePg, openPool } from './pg-db.js';
 import { ENTERED } from './event-data.js';
-import { fileQuery, metadataRows } from './file-query.js';
+import { fileQuery } from './file-query.js';
 import { PgEvents } from './pg-events.js';
 import { PgParts } from './pg-parts.js';
+import { heartbeat, indexMetadata, insertUpload } from './pg-writes.js';
 import * as queries from './pg-queries.js';
 import { usage } from './pg-queries.js';
 import { CHUNK_COLUMNS } from './pg-queries.js';
@@ -87,20 +88,8 @@ export class PgLedger implements Ledger {
     queries.dueForExpiry(this.pool, now, limit, node);
   idsWithStatus = (status: UploadStatus, node?: string): Promise<string[]> => queries.idsWithStatus(this.pool, status, node);
   nodeInfo = (node: string): Promise<{ url: string | null; seenAt: number } | undefined> => queries.nodeInfo(this.pool, node);
-  async abandonedFinishing(deadBefore: number): Promise<string[]> {
-    const r = await this.pool.query<{ id: string }>(
-      `SELECT id FROM uploads WHERE status = 'finishing' AND multipart IS NOT NULL AND node IN (SELECT id FROM nodes WHERE seen_at < $1)`,
-      [deadBefore],
-    );
-    return r.rows.map((row) => row.id);
-  }
-
-  async heartbeat(node: string, url: string | undefined, now: number): Promise<void> {
-    await this.pool.query(
-      'INSERT INTO nodes (id, url, seen_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET url = excluded.url, seen_at = excluded.seen_at',
-      [node, url ?? null, now],
-    );
-  }
+  abandonedFinishing = (deadBefore: number): Promise<string[]> => queries.abandonedFinishing(this.pool, deadBefore);
+  heartbeat = (node: string, url: string | undefined, now: number): Promise<void> => heartbeat(this.pool, node, url, now);
   private composedOfIn = (q: Queryable, partId: string): Promise<string[]> => queries.composedOf(q, partId);
   awaitingPublish = (node?: string): Promise<string[]> => queries.awaitingPublish(this.pool, node);
   activeStats = (): Promise<{ active: number; stagedBytes: number }> => queries.activeStats(this.pool);
@@ -143,43 +132,8 @@ export class PgLedger implements Ledger {
       if (usage.active >= limits.maxActive) return { kind: 'too_many', active: usage.active };
       const adds = u.parts ? 0 : u.size;
       if (limits.quota !== undefined && usage.reserved + adds > limits.quota) return { kind: 'over_quota', reserved: usage.reserved };
-      await q.query(
-        `INSERT INTO uploads (id, owner, layout, protocol, file_name, content_type, metadata, size, chunk_size, total_chunks,
-                              expected_sha256, status, created_at, updated_at, expires_at, length_deferred, echo, is_part, parts,
-                              transfer, multipart, node)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'uploading', $12, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
-        [
-          u.id,
-          u.owner,
-          u.layout,
-          u.protocol,
-          u.fileName,
-          u.contentType,
-          JSON.stringify(u.metadata),
-          u.size,
-          u.chunkSize,
-          u.totalChunks,
-          u.expectedSha256,
-          u.createdAt,
-          u.expiresAt,
-          u.lengthDeferred ? 1 : 0,
-          u.echo ? JSON.stringify(u.echo) : null,
-          u.isPart ? 1 : 0,
-          u.parts ? JSON.stringify(u.parts) : null,
-          u.transfer ?? 'server',
-          u.multipart ?? null,
-          u.node ?? null,
-        ],
-      );
-      const rows = metadataRows(u.metadata);
-      if (rows.length > 0) {
-        await q.query('INSERT INTO metadata_index (owner, key, value, upload_id) SELECT $1, k, v, $2 FROM unnest($3::text[], $4::text[]) AS t(k, v)', [
-          u.owner,
-          u.id,
-          rows.map(([k]) => k),
-          rows.map(([, v]) => v),
-        ]);
-      }
+      await insertUpload(q, u);
+      await indexMetadata(q, u.owner, u.id, u.metadata);
       const created = (await this.read(q, u.id)) as Upload;
       await this.events.note(q, 'upload.created', created, u.createdAt);
       return { kind: 'created', upload: created };
@@ -405,16 +359,7 @@ export class PgLedger implements Ledger {
       );
       if (r.rowCount !== 1) return undefined;
       const upload = (await this.read(q, id)) as Upload;
-      if (change.metadata) {
-        const rows = metadataRows(change.metadata);
-        await q.query('DELETE FROM metadata_index WHERE upload_id = $1', [id]);
-        await q.query('INSERT INTO metadata_index (owner, key, value, upload_id) SELECT $1, k, v, $2 FROM unnest($3::text[], $4::text[]) AS t(k, v)', [
-          upload.owner,
-          id,
-          rows.map(([k]) => k),
-          rows.map(([, v]) => v),
-        ]);
-      }
+      if (change.metadata) await indexMetadata(q, upload.owner, id, change.metadata);
       await this.events.note(q, 'file.updated', upload, now);
       return upload;
     });

@@ -89,6 +89,15 @@ export async function idsWithStatus(q: Queryable, status: UploadStatus, node?: s
   return r.rows.map((row) => row.id);
 }
 
+/** Uploads staged in the store left `finishing` by a node not seen since `deadBefore`. */
+export async function abandonedFinishing(q: Queryable, deadBefore: number): Promise<string[]> {
+  const r = await q.query<{ id: string }>(
+    `SELECT id FROM uploads WHERE status = 'finishing' AND multipart IS NOT NULL AND node IN (SELECT id FROM nodes WHERE seen_at < $1)`,
+    [deadBefore],
+  );
+  return r.rows.map((row) => row.id);
+}
+
 export async function nodeInfo(q: Queryable, node: string): Promise<{ url: string | null; seenAt: number } | undefined> {
   const row = (await q.query<{ url: string | null; seen_at: number }>('SELECT url, seen_at FROM nodes WHERE id = $1', [node])).rows[0];
   return row && { url: row.url, seenAt: row.seen_at };

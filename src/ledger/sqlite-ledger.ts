@@ -2,7 +2,7 @@ import type { Statement, Transaction } from 'better-sqlite3';
 import { checkpoint, type Db } from './database.js';
 import { GroupCommit } from './group-commit.js';
 import { ENTERED } from './event-data.js';
-import { fileQuery, metadataRows } from './file-query.js';
+import { fileQuery } from './file-query.js';
 import { SQL } from './sqlite-statements.js';
 import { SqliteEvents } from './sqlite-events.js';
 import { SqliteParts } from './sqlite-parts.js';
@@ -143,7 +143,7 @@ export class SqliteLedger implements Ledger {
         multipart: u.multipart ?? null,
         node: u.node ?? null,
       });
-      for (const [key, value] of metadataRows(u.metadata)) this.s.indexMetadata.run(u.owner, key, value, u.id);
+      this.indexMetadata(u.owner, u.id, u.metadata);
       const created = this.read(u.id) as Upload;
       this.events.note('upload.created', created, u.createdAt);
       return { kind: 'created', upload: created };
@@ -195,10 +195,7 @@ export class SqliteLedger implements Ledger {
       };
       if (this.s.updateFile.run(params).changes !== 1) return undefined;
       const upload = this.read(id) as Upload;
-      if (change.metadata) {
-        this.s.unindexMetadata.run(id);
-        for (const [key, value] of metadataRows(change.metadata)) this.s.indexMetadata.run(upload.owner, key, value, id);
-      }
+      if (change.metadata) this.indexMetadata(upload.owner, id, change.metadata);
       this.events.note('file.updated', upload, now);
       return upload;
     });
@@ -213,6 +210,12 @@ export class SqliteLedger implements Ledger {
   private entered(id: string, status: UploadStatus, now: number): void {
     const type = ENTERED[status];
     if (type) this.events.note(type, this.read(id) as Upload, now);
+  }
+
+  /** An upload's metadata as metadata_index rows (GET /v1/files filters), replacing any it had. */
+  private indexMetadata(owner: string, id: string, metadata: Record<string, string>): void {
+    this.s.unindexMetadata.run(id);
+    for (const [key, value] of Object.entries(metadata)) this.s.indexMetadata.run(owner, key, value, id);
   }
 
   /** An `upload.progress` event, when one is due (EVENT_PROGRESS_INTERVAL). */
